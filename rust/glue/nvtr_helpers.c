@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C helpers shared by nvme_tcp and nvmet_tcp. Each module's own helpers file
+ * includes this one, so that each module has a private copy.
+ */
+#include <linux/crc32.h>
+#include <linux/inet.h>
+#include <linux/net.h>
+#include <linux/tcp.h>
+#include <linux/workqueue.h>
+#include <net/ip.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "nvtr_helpers.h"
+
+static void nvtr_sk_notify(struct sock *sk, unsigned int ev)
+{
+	struct nvtr_sk_ctx *ctx;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	ctx = sk->sk_user_data;
+	if (ctx)
+		ctx->event(ctx->owner, ev);
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void nvtr_sk_data_ready(struct sock *sk)
+{
+	nvtr_sk_notify(sk, NVTR_EV_DATA);
+}
+
+static void nvtr_sk_write_space(struct sock *sk)
+{
+	if (sk_stream_is_writeable(sk))
+		clear_bit(SOCK_NOSPACE, &sk->sk_socket->flags);
+	nvtr_sk_notify(sk, NVTR_EV_WRITE_SPACE);
+}
+
+static void nvtr_sk_state_change(struct sock *sk)
+{
+	nvtr_sk_notify(sk, NVTR_EV_STATE);
+}
+
+void nvtr_sk_install(struct socket *sock, struct nvtr_sk_ctx *ctx)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	ctx->saved_data_ready = sk->sk_data_ready;
+	ctx->saved_write_space = sk->sk_write_space;
+	ctx->saved_state_change = sk->sk_state_change;
+	sk->sk_user_data = ctx;
+	sk->sk_data_ready = nvtr_sk_data_ready;
+	sk->sk_write_space = nvtr_sk_write_space;
+	sk->sk_state_change = nvtr_sk_state_change;
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+bool nvtr_sk_restore(struct socket *sock, struct nvtr_sk_ctx *ctx)
+{
+	struct sock *sk = sock->sk;
+	bool installed;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	installed = sk->sk_user_data == ctx;
+	if (installed) {
+		sk->sk_user_data = NULL;
+		sk->sk_data_ready = ctx->saved_data_ready;
+		sk->sk_write_space = ctx->saved_write_space;
+		sk->sk_state_change = ctx->saved_state_change;
+	}
+	write_unlock_bh(&sk->sk_callback_lock);
+	return installed;
+}
+
+int nvtr_sock_create(unsigned short af, struct socket **res)
+{
+	return sock_create_kern(&init_net, af, SOCK_STREAM, IPPROTO_TCP, res);
+}
+
+bool nvtr_sk_closing(struct socket *sock)
+{
+	switch (READ_ONCE(sock->sk->sk_state)) {
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+	case TCP_TIME_WAIT:
+	case TCP_CLOSE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void nvtr_sock_set_nodelay(struct socket *sock)
+{
+	tcp_sock_set_nodelay(sock->sk);
+}
+
+void nvtr_sock_set_reuseaddr(struct socket *sock)
+{
+	sock_set_reuseaddr(sock->sk);
+}
+
+void nvtr_sock_set_priority(struct socket *sock, u32 priority)
+{
+	sock_set_priority(sock->sk, priority);
+}
+
+void nvtr_sock_set_tos(struct socket *sock, int tos)
+{
+	ip_sock_set_tos(sock->sk, tos);
+}
+
+void nvtr_sock_set_syncnt(struct socket *sock, int count)
+{
+	tcp_sock_set_syncnt(sock->sk, count);
+}
+
+void nvtr_sock_no_linger(struct socket *sock)
+{
+	sock_no_linger(sock->sk);
+}
+
+void nvtr_sock_set_rcvtimeo(struct socket *sock, long timeo_jiffies)
+{
+	WRITE_ONCE(sock->sk->sk_rcvtimeo, timeo_jiffies);
+}
+
+void nvtr_sock_set_sndtimeo(struct socket *sock, long timeo_jiffies)
+{
+	WRITE_ONCE(sock->sk->sk_sndtimeo, timeo_jiffies);
+}
+
+void nvtr_sock_set_noio(struct socket *sock)
+{
+	sock->sk->sk_allocation = GFP_ATOMIC;
+	sock->sk->sk_use_task_frag = false;
+	sk_set_memalloc(sock->sk);
+}
+
+int nvtr_addr_parse(unsigned short af, const char *addr, const char *port,
+		    struct sockaddr_storage *ss)
+{
+	return inet_pton_with_scope(&init_net, af, addr, port, ss);
+}
+
+int nvtr_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	return scnprintf(buf, len, "%pISpc", ss);
+}
+
+bool nvtr_addr_is_any(const struct sockaddr_storage *ss)
+{
+	return inet_addr_is_any((struct sockaddr_storage *)ss);
+}
+
+unsigned short nvtr_addr_family(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family;
+}
+
+struct workqueue_struct *nvtr_alloc_io_wq(const char *name)
+{
+	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0, name);
+}
+
+u32 nvtr_crc32c(u32 crc, const void *data, size_t len)
+{
+	return crc32c(crc, data, len);
+}

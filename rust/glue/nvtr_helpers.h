@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C helpers shared by nvme_tcp and nvmet_tcp: socket callbacks and the static
+ * inline or macro-only kernel interfaces that Rust cannot call directly.
+ * Everything here is prefixed nvtr_ (vmlinux exports rust_helper_*).
+ */
+#ifndef NVTR_HELPERS_H
+#define NVTR_HELPERS_H
+
+#include <linux/types.h>
+#include <linux/socket.h>
+
+struct socket;
+struct sock;
+
+/* Events passed to nvtr_sk_ctx.event. */
+#define NVTR_EV_DATA		1	/* sk_data_ready */
+#define NVTR_EV_WRITE_SPACE	2	/* sk_write_space */
+#define NVTR_EV_STATE		3	/* sk_state_change */
+
+/*
+ * Owner of a socket's callbacks. While installed, sk_user_data points here and
+ * `event` runs in softirq context under read_lock_bh(sk_callback_lock): it may
+ * only queue work. nvtr_sk_restore() returns once no event can still run.
+ */
+struct nvtr_sk_ctx {
+	void (*event)(void *owner, unsigned int ev);
+	void *owner;
+	/* The socket's own callbacks, saved by nvtr_sk_install(). */
+	void (*saved_data_ready)(struct sock *sk);
+	void (*saved_write_space)(struct sock *sk);
+	void (*saved_state_change)(struct sock *sk);
+};
+
+void nvtr_sk_install(struct socket *sock, struct nvtr_sk_ctx *ctx);
+bool nvtr_sk_restore(struct socket *sock, struct nvtr_sk_ctx *ctx);
+
+/* A TCP socket of family af in the initial network namespace. */
+int nvtr_sock_create(unsigned short af, struct socket **res);
+/* True once the connection is closing or closed (FIN or RST seen or sent). */
+bool nvtr_sk_closing(struct socket *sock);
+/* Options and per-socket settings (no sockopt syscalls in the kernel). */
+void nvtr_sock_set_nodelay(struct socket *sock);
+void nvtr_sock_set_reuseaddr(struct socket *sock);
+void nvtr_sock_set_priority(struct socket *sock, u32 priority);
+void nvtr_sock_set_tos(struct socket *sock, int tos);
+void nvtr_sock_set_syncnt(struct socket *sock, int count);
+void nvtr_sock_no_linger(struct socket *sock);
+void nvtr_sock_set_rcvtimeo(struct socket *sock, long timeo_jiffies);
+void nvtr_sock_set_sndtimeo(struct socket *sock, long timeo_jiffies);
+/* Socket in the storage-I/O path: atomic allocations, memalloc reserves. */
+void nvtr_sock_set_noio(struct socket *sock);
+
+/* Parses "addr" and "port" for family af (AF_INET, AF_INET6, AF_UNSPEC). */
+int nvtr_addr_parse(unsigned short af, const char *addr, const char *port,
+		    struct sockaddr_storage *ss);
+/* Formats addr as "ip:port" / "[ip6]:port"; returns the length written. */
+int nvtr_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
+bool nvtr_addr_is_any(const struct sockaddr_storage *ss);
+unsigned short nvtr_addr_family(const struct sockaddr_storage *ss);
+
+/* A per-CPU, high-priority, reclaim-safe workqueue (alloc_workqueue is variadic). */
+struct workqueue_struct *nvtr_alloc_io_wq(const char *name);
+
+/* CRC32C as the kernel computes it (accelerated where the CPU allows). */
+u32 nvtr_crc32c(u32 crc, const void *data, size_t len);
+
+#endif /* NVTR_HELPERS_H */
