@@ -25,7 +25,7 @@ quiet_cmd_nvtr_bindgen = BINDGEN $@
 		--use-core --with-derive-default --ctypes-prefix ffi \
 		--no-layout-tests --no-debug '.*' --enable-function-attribute-detection \
 		--no-recursive-allowlist \
-		--allowlist-file '.*/drivers/nvme/.*\.h' \
+		--allowlist-file '(.*/)?drivers/nvme/.*\.h' \
 		--allowlist-file '.*/include/linux/nvme.*\.h' \
 		--allowlist-file '$(nvtr-glue)/.*\.h' \
 		--allowlist-type opal_dev --allowlist-type __kfifo \

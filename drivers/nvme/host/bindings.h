@@ -5,3 +5,4 @@
 #include "host/nvme.h"
 #include "host/fabrics.h"
 #include "nvtr_helpers.h"
+#include "nvme_tcp_helpers.h"

@@ -4,3 +4,4 @@
 #include <linux/nvme-tcp.h>
 #include "target/nvmet.h"
 #include "nvtr_helpers.h"
+#include "nvmet_tcp_helpers.h"

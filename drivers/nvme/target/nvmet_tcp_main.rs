@@ -14,6 +14,7 @@ use kernel::{module::this_module, prelude::*};
 mod glue {
     pub(crate) mod bindings;
     pub(crate) mod fmt;
+    pub(crate) mod layout;
     pub(crate) mod nvmet;
     pub(crate) mod sock;
     pub(crate) mod workqueue;
@@ -53,9 +54,40 @@ struct NvmetTcpModule {
 
 impl kernel::Module for NvmetTcpModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
+        check_layout()?;
         queue::init_registry();
         let wq = WQ.create(c"nvmet_tcp_wq")?;
         let registration = Registration::new(&OPS)?;
         Ok(Self { _registration: registration, _queues: queue::ShutdownOnDrop, _wq: wq })
     }
+}
+
+/// Refuses to load if bindgen's view of the nvmet structures differs from gcc's.
+fn check_layout() -> Result {
+    use core::mem::{offset_of, size_of};
+    use glue::bindings as b;
+    macro_rules! fact {
+        ($id:ident, $value:expr) => {
+            (b::$id, $value, stringify!($value))
+        };
+    }
+    glue::layout::check(
+        &[
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_PORT_SIZE, size_of::<b::nvmet_port>()),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_PORT_DISC_ADDR, offset_of!(b::nvmet_port, disc_addr)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_PORT_PRIV, offset_of!(b::nvmet_port, priv_)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_PORT_INLINE_DATA_SIZE, offset_of!(b::nvmet_port, inline_data_size)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_DISC_TRADDR, offset_of!(b::nvmf_disc_rsp_page_entry, traddr)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_DISC_TRSVCID, offset_of!(b::nvmf_disc_rsp_page_entry, trsvcid)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_DISC_TSAS, offset_of!(b::nvmf_disc_rsp_page_entry, tsas)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_OPS_SIZE, size_of::<b::nvmet_fabrics_ops>()),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_OPS_ADD_PORT, offset_of!(b::nvmet_fabrics_ops, add_port)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_OPS_REMOVE_PORT, offset_of!(b::nvmet_fabrics_ops, remove_port)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_CTRL_SIZE, size_of::<b::nvmet_ctrl>()),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_SIZE, size_of::<b::nvmet_req>()),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_SK_CTX_SIZE, size_of::<b::nvtr_sk_ctx>()),
+        ],
+        // SAFETY: `nvmet_tcp_layout` is a pure function of its argument.
+        |id| unsafe { b::nvmet_tcp_layout(id) },
+    )
 }

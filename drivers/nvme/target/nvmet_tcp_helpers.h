@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* nvmet_tcp's C helpers: layout facts the Rust side checks at load time. */
+#ifndef NVMET_TCP_HELPERS_H
+#define NVMET_TCP_HELPERS_H
+
+#include <linux/types.h>
+
+enum nvmet_tcp_layout {
+	NVMET_TCP_L_PORT_SIZE,
+	NVMET_TCP_L_PORT_DISC_ADDR,
+	NVMET_TCP_L_PORT_PRIV,
+	NVMET_TCP_L_PORT_INLINE_DATA_SIZE,
+	NVMET_TCP_L_DISC_TRADDR,
+	NVMET_TCP_L_DISC_TRSVCID,
+	NVMET_TCP_L_DISC_TSAS,
+	NVMET_TCP_L_OPS_SIZE,
+	NVMET_TCP_L_OPS_ADD_PORT,
+	NVMET_TCP_L_OPS_REMOVE_PORT,
+	NVMET_TCP_L_CTRL_SIZE,
+	NVMET_TCP_L_REQ_SIZE,
+	NVMET_TCP_L_SK_CTX_SIZE,
+	NVMET_TCP_L_COUNT,
+};
+
+/* The C compiler's value of a layout fact (sizeof or offsetof). */
+size_t nvmet_tcp_layout(unsigned int which);
+
+#endif
