@@ -168,6 +168,11 @@ struct workqueue_struct *nvtr_alloc_io_wq(const char *name)
 	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0, name);
 }
 
+bool nvtr_net_ratelimit(void)
+{
+	return net_ratelimit();
+}
+
 u32 nvtr_crc32c(u32 crc, const void *data, size_t len)
 {
 	return crc32c(crc, data, len);

@@ -62,6 +62,9 @@ unsigned short nvtr_addr_family(const struct sockaddr_storage *ss);
 /* A per-CPU, high-priority, reclaim-safe workqueue (alloc_workqueue is variadic). */
 struct workqueue_struct *nvtr_alloc_io_wq(const char *name);
 
+/* The networking stack's shared limit on log lines caused by peers. */
+bool nvtr_net_ratelimit(void);
+
 /* CRC32C as the kernel computes it (accelerated where the CPU allows). */
 u32 nvtr_crc32c(u32 crc, const void *data, size_t len);
 

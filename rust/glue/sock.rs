@@ -415,3 +415,12 @@ impl<T: SocketEvents> CallbackSocket<T> {
         }
     }
 }
+
+/// Whether a log line caused by a peer may be printed now.
+///
+/// Shares the networking stack's limit (`net_ratelimit()`), so that a hostile
+/// peer opening connection after connection cannot flood the kernel log.
+pub(crate) fn peer_log_allowed() -> bool {
+    // SAFETY: `net_ratelimit` has no preconditions.
+    unsafe { bindings::nvtr_net_ratelimit() }
+}

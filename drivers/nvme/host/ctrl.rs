@@ -80,7 +80,7 @@ fn connect_queue(
         maxr2t: 0,
     };
     let mut buf = [0u8; proto::ICREQ_LEN];
-    let len = icreq.encode(&mut buf);
+    let len = icreq.encode(&mut buf).map_err(|_| EINVAL)?;
     sock.send_all(buf.get(..len).unwrap_or(&[])).inspect_err(|e| {
         pr_err!("queue {} ({}): failed to send ICReq: {:?}\n", qid, addr, e);
     })?;

@@ -8,9 +8,10 @@
 //! for one, a C2HTermReq.
 
 use crate::{
-    glue::sock::{CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
+    glue::sock::{peer_log_allowed, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
     port::Port,
-    proto, WQ,
+    proto::{self, Role, Stage},
+    WQ,
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
@@ -40,18 +41,9 @@ pub(crate) fn init_registry() {
 
 static NEXT_IDX: AtomicU32 = AtomicU32::new(0);
 
-/// Where a queue is in its life.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Waiting for the host's ICReq.
-    AwaitIcReq,
-    /// ICReq/ICResp done: command capsules may come.
-    Live,
-}
-
 /// Receive side: the PDU header being assembled.
 struct Rx {
-    buf: [u8; proto::ICREQ_LEN],
+    buf: [u8; proto::MAX_HEADER_LEN],
     /// Bytes of `buf` filled so far.
     have: usize,
     /// Bytes the current header needs (8 until the common header is parsed).
@@ -67,11 +59,10 @@ struct Tx {
 
 /// State owned by the I/O work.
 struct Inner {
-    phase: Phase,
+    /// Before or after ICReq/ICResp, with the negotiated digests.
+    stage: Stage,
     rx: Rx,
     tx: Tx,
-    hdgst: bool,
-    ddgst: bool,
 }
 
 /// Why a queue is being closed.
@@ -115,7 +106,7 @@ unsafe impl SocketEvents for Queue {
     }
 
     fn event(this: ArcBorrow<'_, Self>, _event: SockEvent) {
-        this.kick_borrowed(this);
+        Self::kick(this);
     }
 }
 
@@ -157,11 +148,9 @@ impl Queue {
                 sock <- CallbackSocket::new(sock),
                 io_work <- new_work!("nvmet_tcp::Queue::io_work"),
                 inner <- new_mutex!(Inner {
-                    phase: Phase::AwaitIcReq,
-                    rx: Rx { buf: [0; proto::ICREQ_LEN], have: 0, want: proto::COMMON_HEADER_LEN },
+                    stage: Stage::Handshake,
+                    rx: Rx { buf: [0; proto::MAX_HEADER_LEN], have: 0, want: proto::COMMON_HEADER_LEN },
                     tx: Tx { buf: [0; proto::ICRESP_LEN], sent: 0, len: 0 },
-                    hdgst: false,
-                    ddgst: false,
                 }),
             }),
             GFP_KERNEL,
@@ -179,19 +168,16 @@ impl Queue {
         }
         CallbackSocket::attach(&queue);
         // Data may have arrived before the callbacks were ours.
-        queue.kick();
+        Self::kick(queue.as_arc_borrow());
     }
 
-    fn kick_borrowed(&self, this: ArcBorrow<'_, Self>) {
-        if !self.closing.load(Ordering::Relaxed) {
+    /// Queues the I/O work (a no-op if it is already queued).
+    fn kick(this: ArcBorrow<'_, Self>) {
+        if !this.closing.load(Ordering::Relaxed) {
             if let Some(wq) = WQ.get() {
                 let _ = wq.enqueue(Arc::from(this));
             }
         }
-    }
-
-    fn kick(self: &Arc<Self>) {
-        self.kick_borrowed(self.as_arc_borrow());
     }
 
     /// Shuts the connection down; its I/O work then releases the queue.
@@ -257,57 +243,62 @@ impl Queue {
         Ok(true)
     }
 
-    /// The header buffer holds `want` bytes: parse the common header, or the
-    /// whole PDU header once it is complete.
+    /// The header buffer holds `want` bytes: check the common header, or
+    /// handle the whole PDU header once it is complete.
     fn header_progress(&self, inner: &mut Inner) -> Result<(), Close> {
-        let ch = proto::CommonHeader::decode(&inner.rx.buf).map_err(Close::Protocol)?;
         if inner.rx.want == proto::COMMON_HEADER_LEN {
-            // Check the common header for this phase before reading more.
-            let expected = match inner.phase {
-                Phase::AwaitIcReq => ch.expect_icreq(),
-                Phase::Live => ch.check_h2c(inner.hdgst, inner.ddgst),
-            };
-            let header_len = expected.map_err(Close::Protocol)?;
-            if header_len > inner.rx.buf.len() {
-                return Err(Close::Reason("PDU header larger than supported"));
-            }
-            inner.rx.want = header_len;
-            if header_len > proto::COMMON_HEADER_LEN {
+            // Check the common header for this stage before reading more, so a
+            // bad header never makes us wait for the bytes it announced.
+            let ch = proto::CommonHeader::decode(&inner.rx.buf).map_err(Close::Protocol)?;
+            let frame = ch.frame(Role::Controller, inner.stage, MAX_H2C_DATA).map_err(Close::Protocol)?;
+            inner.rx.want = frame.header_len;
+            if frame.header_len > proto::COMMON_HEADER_LEN {
                 return Ok(());
             }
         }
-        match inner.phase {
-            Phase::AwaitIcReq => self.handle_icreq(inner),
-            Phase::Live => {
+        let header = inner.rx.buf.get(..inner.rx.have).unwrap_or(&[]);
+        let (pdu, _frame) =
+            proto::Pdu::decode(header, Role::Controller, inner.stage, MAX_H2C_DATA).map_err(Close::Protocol)?;
+        match pdu {
+            proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, &icreq),
+            proto::Pdu::TermReq(t) => {
+                if peer_log_allowed() {
+                    pr_err!(
+                        "queue {} ({}): host terminated the connection (fes {:#x}, fei {:#x})\n",
+                        self.idx,
+                        self.peer,
+                        t.fes,
+                        t.fei
+                    );
+                }
+                Err(Close::Quiet)
+            }
+            _ => {
                 pr_info!(
-                    "queue {} ({}): command capsule (type {:#x}) received; command processing is not implemented yet\n",
+                    "queue {} ({}): command processing is not implemented yet, closing\n",
                     self.idx,
-                    self.peer,
-                    ch.pdu_type
+                    self.peer
                 );
                 Err(Close::Quiet)
             }
         }
     }
 
-    fn handle_icreq(&self, inner: &mut Inner) -> Result<(), Close> {
-        let icreq = proto::IcReq::decode(&inner.rx.buf).map_err(Close::Protocol)?;
+    fn handle_icreq(&self, inner: &mut Inner, icreq: &proto::IcReq) -> Result<(), Close> {
         icreq.validate_target().map_err(Close::Protocol)?;
-        inner.hdgst = icreq.hdgst;
-        inner.ddgst = icreq.ddgst;
         let resp = proto::IcResp {
-            pfv: 0,
+            pfv: proto::PFV_1_0,
             cpda: 0,
             hdgst: icreq.hdgst,
             ddgst: icreq.ddgst,
             maxdata: MAX_H2C_DATA,
         };
-        inner.tx.len = resp.encode(&mut inner.tx.buf);
+        inner.tx.len = resp.encode(&mut inner.tx.buf).map_err(Close::Protocol)?;
         inner.tx.sent = 0;
         inner.rx.have = 0;
         inner.rx.want = proto::COMMON_HEADER_LEN;
-        inner.phase = Phase::Live;
-        pr_info!(
+        inner.stage = Stage::Established(icreq.digests());
+        pr_debug!(
             "queue {} ({}): ICReq accepted (hdgst {}, ddgst {}, maxr2t {})\n",
             self.idx,
             self.peer,
@@ -324,21 +315,30 @@ impl Queue {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
+        let log = peer_log_allowed();
         match why {
             Close::Protocol(err) => {
-                pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, err);
+                if log {
+                    pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, err);
+                }
                 let mut term = [0u8; proto::TERM_REQ_MAX_LEN];
                 let inner = self.inner.lock();
-                let len = proto::TermReq::c2h(err.fes(), err.fei())
-                    .encode(&mut term, inner.rx.buf.get(..inner.rx.have).unwrap_or(&[]));
+                let len = proto::TermReq::c2h(&err)
+                    .encode(&mut term, inner.rx.buf.get(..inner.rx.have).unwrap_or(&[]))
+                    .unwrap_or(0);
                 drop(inner);
-                if let Some(pdu) = term.get(..len) {
+                if let Some(pdu) = term.get(..len).filter(|p| !p.is_empty()) {
                     // Best effort: the connection ends either way.
                     let _ = self.sock.sock().send(pdu, false);
                 }
             }
-            Close::Reason(r) => pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, r),
-            Close::Sock(e) => pr_err!("queue {} ({}): socket error {:?}, closing\n", self.idx, self.peer, e),
+            Close::Reason(r) if log => {
+                pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, r)
+            }
+            Close::Sock(e) if log => {
+                pr_err!("queue {} ({}): socket error {:?}, closing\n", self.idx, self.peer, e)
+            }
+            Close::Reason(_) | Close::Sock(_) => {}
             Close::Quiet => pr_debug!("queue {} ({}): closed\n", self.idx, self.peer),
         }
         self.sock.detach();

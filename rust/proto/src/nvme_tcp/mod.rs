@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The NVMe/TCP wire protocol: PDU layouts, framing checks with typed errors,
+//! and CRC32C digests.
+//!
+//! Kernel-independent and `no_std`: the same source is compiled into both
+//! kernel modules (as their `proto` module) and tested on the host as the
+//! `nvme-tcp-proto` crate. Nothing here allocates, blocks or panics on peer
+//! input.
+
+mod crc32c;
+mod error;
+mod pdu;
+
+pub use crc32c::{crc32c, Crc32c};
+pub use error::{Error, Fes, Field};
+pub use pdu::*;
