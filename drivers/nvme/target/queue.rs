@@ -335,6 +335,9 @@ impl Queue {
             Close::Reason(r) if log => {
                 pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, r)
             }
+            Close::Sock(e) if e == ECONNRESET || e == EPIPE => {
+                pr_debug!("queue {} ({}): connection reset by the host\n", self.idx, self.peer)
+            }
             Close::Sock(e) if log => {
                 pr_err!("queue {} ({}): socket error {:?}, closing\n", self.idx, self.peer, e)
             }

@@ -3,7 +3,10 @@
 //! nvme-tcp-peer: a raw NVMe/TCP host for probing a target.
 //!
 //! ```text
-//! nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst]   a valid ICReq/ICResp exchange
+//! nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst] [--hold SECS]
+//!                                                     a valid ICReq/ICResp exchange;
+//!                                                     --hold keeps the connection open
+//!                                                     until the target closes it or SECS pass
 //! nvme-tcp-peer hostile --list                        the violations it knows
 //! nvme-tcp-peer hostile ADDR PORT [CASE...]           send them (all by default)
 //! ```
@@ -220,7 +223,7 @@ fn run_case(addr: &str, case: &Case) -> Result<String, String> {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst]\n       \
+        "usage: nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst] [--hold SECS]\n       \
          nvme-tcp-peer hostile --list\n       \
          nvme-tcp-peer hostile ADDR PORT [CASE...]"
     );
@@ -284,26 +287,42 @@ fn main() -> ExitCode {
         }
         ["icreq", addr, port, opts @ ..] => {
             let mut req = good_icreq();
-            for o in opts {
+            let mut hold = None;
+            let mut opts = opts.iter();
+            while let Some(o) = opts.next() {
                 match *o {
                     "--hdgst" => req.hdgst = true,
                     "--ddgst" => req.ddgst = true,
+                    "--hold" => match opts.next().and_then(|v| v.parse().ok()) {
+                        Some(secs) => hold = Some(Duration::from_secs(secs)),
+                        None => return usage(),
+                    },
                     _ => return usage(),
                 }
             }
             let result = target(addr, port).and_then(|host| {
                 let mut s = TcpStream::connect(&host).map_err(|e| format!("connect {host}: {e}"))?;
                 s.set_read_timeout(Some(REACT)).map_err(|e| e.to_string())?;
-                handshake(&mut s, req).map_err(|e| e.to_string())
+                let r = handshake(&mut s, req).map_err(|e| e.to_string())?;
+                println!(
+                    "ICResp pfv {} cpda {} hdgst {} ddgst {} maxdata {}",
+                    r.pfv, r.cpda, r.hdgst as u8, r.ddgst as u8, r.maxdata
+                );
+                if let Some(hold) = hold {
+                    // Until the target closes (EOF or reset) or time is up.
+                    s.set_read_timeout(Some(hold)).map_err(|e| e.to_string())?;
+                    let mut b = [0u8; 64];
+                    match s.read(&mut b) {
+                        Ok(0) => println!("closed by the target"),
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => println!("closed by the target"),
+                        Ok(n) => return Err(format!("target sent {n} unexpected bytes")),
+                        Err(e) => return Err(format!("still open after {} s ({e})", hold.as_secs())),
+                    }
+                }
+                Ok(())
             });
             match result {
-                Ok(r) => {
-                    println!(
-                        "ICResp pfv {} cpda {} hdgst {} ddgst {} maxdata {}",
-                        r.pfv, r.cpda, r.hdgst as u8, r.ddgst as u8, r.maxdata
-                    );
-                    ExitCode::SUCCESS
-                }
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("{e}");
                     ExitCode::FAILURE

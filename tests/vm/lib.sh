@@ -1,0 +1,110 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for the VM tests; sourced by tests/vm/run and by every test.
+# Runs in the guest (the stock kernel, booted by tools/testbed/vm).
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+KVER=$(uname -r)
+MODDIR=/lib/modules/$KVER
+CFS=/sys/kernel/config/nvmet
+NQN=nqn.2026-11.io.nvme-tcp-rs:test
+PEER=${NVME_TCP_PEER:-$REPO/target/tree/release/nvme-tcp-peer}
+
+fail() {
+	echo "FAILED: $*" >&2
+	exit 1
+}
+
+# The stock module file for e.g. host/nvme-tcp or target/nvmet-tcp.
+stock_ko() {
+	local f
+	for f in "$MODDIR/kernel/drivers/nvme/$1".ko*; do
+		[ -e "$f" ] && { echo "$f"; return; }
+	done
+	fail "no stock module $1 in $MODDIR"
+}
+
+# Loads the stock C module (e.g. host/nvme-tcp), not ours of the same name,
+# after its dependencies.
+load_stock() {
+	local ko dep
+	ko=$(stock_ko "$1")
+	for dep in $(modinfo -F depends "$ko" | tr , ' '); do
+		modprobe "$dep"
+	done
+	insmod "$ko"
+}
+
+# True if the loaded module $1 is ours (out-of-tree modules taint with O).
+is_ours() {
+	grep -q O "/sys/module/$1/taint" 2>/dev/null
+}
+
+# Waits up to $1 seconds for the command that follows to succeed.
+wait_for() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ $SECONDS -lt $deadline ] || return 1
+		sleep 0.2
+	done
+}
+
+# Exports null_blk's first device as $NQN on TRADDR:TRSVCID (port PORTID).
+target_setup() { # [TRADDR] [TRSVCID] [PORTID]
+	[ -e /dev/nullb0 ] || modprobe null_blk nr_devices=1 gb=1
+	[ -d "$CFS/subsystems/$NQN" ] && fail "target already set up"
+	sh "$REPO/samples/nvmet-tcp-setup.sh" /dev/nullb0 "$NQN" "${1:-127.0.0.1}" "${2:-4420}" "${3:-1}" >/dev/null
+}
+
+# Adds another port for $NQN.
+add_port() { # PORTID TRADDR TRSVCID
+	local p=$CFS/ports/$1
+	mkdir "$p"
+	echo tcp >"$p/addr_trtype"
+	case $2 in *:*) echo ipv6 >"$p/addr_adrfam" ;; *) echo ipv4 >"$p/addr_adrfam" ;; esac
+	echo "$2" >"$p/addr_traddr"
+	echo "$3" >"$p/addr_trsvcid"
+	ln -s "$CFS/subsystems/$NQN" "$p/subsystems/$NQN"
+}
+
+remove_port() { # PORTID
+	rm -f "$CFS/ports/$1/subsystems/"*
+	rmdir "$CFS/ports/$1"
+}
+
+# True while something listens on TCP ADDR:PORT (ss notation, e.g. [::1]:4420).
+listening() {
+	ss -Hltn "sport = :${1##*:}" | awk '{print $4}' | grep -qxF "$1"
+}
+
+# The kernel log since the test started.
+klog() {
+	dmesg
+}
+
+# Installs our modules where modprobe and nvmet's request_module find them
+# before the stock ones (updates/; the guest's /lib is a throw-away overlay),
+# and gives nvme-cli a host NQN and ID.
+guest_setup() {
+	local ko
+	mkdir -p "$MODDIR/updates/nvme-tcp-rs"
+	for ko in drivers/nvme/host/nvme_tcp.ko drivers/nvme/target/nvmet_tcp.ko; do
+		[ -f "$REPO/$ko" ] || return 1
+		cp "$REPO/$ko" "$MODDIR/updates/nvme-tcp-rs/"
+	done
+	depmod -a
+	mkdir -p /etc/nvme
+	[ -s /etc/nvme/hostnqn ] || nvme gen-hostnqn >/etc/nvme/hostnqn
+	[ -s /etc/nvme/hostid ] || cat /proc/sys/kernel/random/uuid >/etc/nvme/hostid
+}
+
+# Undoes whatever a test left: host controllers, configfs, modules.
+cleanup() {
+	nvme disconnect-all >/dev/null 2>&1 || true
+	sh "$REPO/samples/nvmet-tcp-teardown.sh" >/dev/null 2>&1 || true
+	local m
+	for m in nvme_tcp nvmet_tcp nvme_loop nvmet nvme_fabrics null_blk; do
+		[ -d "/sys/module/$m" ] && rmmod "$m" 2>/dev/null
+	done
+	return 0
+}
