@@ -3,7 +3,11 @@
  * C helpers shared by nvme_tcp and nvmet_tcp. Each module's own helpers file
  * includes this one, so that each module has a private copy.
  */
+#include <linux/bvec.h>
 #include <linux/crc32.h>
+#include <linux/llist.h>
+#include <linux/scatterlist.h>
+#include <linux/uio.h>
 #include <linux/inet.h>
 #include <linux/net.h>
 #include <linux/tcp.h>
@@ -153,6 +157,11 @@ int nvtr_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
 	return scnprintf(buf, len, "%pISpc", ss);
 }
 
+int nvtr_addr_format_ip(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	return scnprintf(buf, len, "%pISc", ss);
+}
+
 bool nvtr_addr_is_any(const struct sockaddr_storage *ss)
 {
 	return inet_addr_is_any((struct sockaddr_storage *)ss);
@@ -176,4 +185,94 @@ bool nvtr_net_ratelimit(void)
 u32 nvtr_crc32c(u32 crc, const void *data, size_t len)
 {
 	return crc32c(crc, data, len);
+}
+
+bool nvtr_llist_add(struct llist_node *node, struct llist_head *head)
+{
+	return llist_add(node, head);
+}
+
+struct llist_node *nvtr_llist_del_all_fifo(struct llist_head *head)
+{
+	return llist_reverse_order(llist_del_all(head));
+}
+
+void nvtr_init_llist_head(struct llist_head *head)
+{
+	init_llist_head(head);
+}
+
+/* Segments per socket call: bounded so the bvec array fits the stack. */
+#define NVTR_SG_BATCH 16
+
+/*
+ * Fills bv with the segments of sg covering [offset, offset + len), at most
+ * NVTR_SG_BATCH of them; returns how many, and their total length in *total.
+ */
+static unsigned int nvtr_sg_bvecs(struct scatterlist *sg, unsigned int offset,
+				  unsigned int len, struct bio_vec *bv,
+				  size_t *total)
+{
+	unsigned int n = 0;
+
+	*total = 0;
+	for (; sg && offset >= sg->length; sg = sg_next(sg))
+		offset -= sg->length;
+	for (; sg && len && n < NVTR_SG_BATCH; sg = sg_next(sg)) {
+		unsigned int seg = min(sg->length - offset, len);
+
+		bvec_set_page(&bv[n++], sg_page(sg), seg, sg->offset + offset);
+		*total += seg;
+		len -= seg;
+		offset = 0;
+	}
+	return n;
+}
+
+int nvtr_sock_recv_sg(struct socket *sock, struct scatterlist *sg,
+		      unsigned int offset, unsigned int len)
+{
+	struct bio_vec bv[NVTR_SG_BATCH];
+	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
+	size_t total;
+	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bv, &total);
+
+	if (!n)
+		return -EINVAL;
+	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bv, n, total);
+	return sock_recvmsg(sock, &msg, msg.msg_flags);
+}
+
+int nvtr_sock_send_sg(struct socket *sock, struct scatterlist *sg,
+		      unsigned int offset, unsigned int len, bool more)
+{
+	struct bio_vec bv[NVTR_SG_BATCH];
+	struct msghdr msg = {
+		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_SPLICE_PAGES,
+	};
+	size_t total;
+	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bv, &total);
+
+	if (!n)
+		return -EINVAL;
+	if (more || total < len)
+		msg.msg_flags |= MSG_MORE;
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, n, total);
+	return sock_sendmsg(sock, &msg);
+}
+
+u32 nvtr_sg_crc32c(u32 crc, struct scatterlist *sg, unsigned int offset,
+		   unsigned int len)
+{
+	for (; sg && offset >= sg->length; sg = sg_next(sg))
+		offset -= sg->length;
+	for (; sg && len; sg = sg_next(sg)) {
+		unsigned int seg = min(sg->length - offset, len);
+
+		/* sgl_alloc() pages are never highmem (GFP_KERNEL). */
+		crc = crc32c(crc, sg_virt(sg) + offset, seg);
+		len -= seg;
+		offset = 0;
+	}
+	return crc;
 }

@@ -56,6 +56,8 @@ int nvtr_addr_parse(unsigned short af, const char *addr, const char *port,
 		    struct sockaddr_storage *ss);
 /* Formats addr as "ip:port" / "[ip6]:port"; returns the length written. */
 int nvtr_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
+/* Formats only the address: "1.2.3.4" / "::1". */
+int nvtr_addr_format_ip(const struct sockaddr_storage *ss, char *buf, size_t len);
 bool nvtr_addr_is_any(const struct sockaddr_storage *ss);
 unsigned short nvtr_addr_family(const struct sockaddr_storage *ss);
 
@@ -67,5 +69,28 @@ bool nvtr_net_ratelimit(void);
 
 /* CRC32C as the kernel computes it (accelerated where the CPU allows). */
 u32 nvtr_crc32c(u32 crc, const void *data, size_t len);
+
+/* Lock-free lists (llist_add/llist_del_all are static inline). */
+struct llist_node;
+struct llist_head;
+bool nvtr_llist_add(struct llist_node *node, struct llist_head *head);
+/* Takes every entry, oldest first. */
+struct llist_node *nvtr_llist_del_all_fifo(struct llist_head *head);
+void nvtr_init_llist_head(struct llist_head *head);
+
+/*
+ * Socket I/O straight to and from the pages of a scatterlist, from byte
+ * `offset` of it, without blocking: the number of bytes moved, -EAGAIN when
+ * nothing can move now, 0 at EOF (receive), or another -errno. Sends splice
+ * the pages (no copy); `more` sets MSG_MORE.
+ */
+struct scatterlist;
+int nvtr_sock_recv_sg(struct socket *sock, struct scatterlist *sg,
+		      unsigned int offset, unsigned int len);
+int nvtr_sock_send_sg(struct socket *sock, struct scatterlist *sg,
+		      unsigned int offset, unsigned int len, bool more);
+/* CRC32C (not inverted) of `len` bytes of sg from byte `offset`. */
+u32 nvtr_sg_crc32c(u32 crc, struct scatterlist *sg, unsigned int offset,
+		   unsigned int len);
 
 #endif /* NVTR_HELPERS_H */

@@ -65,6 +65,14 @@ impl SockAddr {
         Ok(sa)
     }
 
+    /// Writes the address without the port (`1.2.3.4`, `::1`) into `out`,
+    /// NUL-terminated; returns its length.
+    pub(crate) fn format_ip(&self, out: &mut [u8]) -> usize {
+        // SAFETY: `out` is writable for `out.len()` bytes; `self.0` is valid.
+        let n = unsafe { bindings::nvtr_addr_format_ip(&self.0, out.as_mut_ptr().cast::<c_char>(), out.len()) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
     /// True for the wildcard address (`0.0.0.0` or `::`).
     pub(crate) fn is_any(&self) -> bool {
         // SAFETY: `self.0` is a valid `sockaddr_storage`.
@@ -136,8 +144,21 @@ impl Socket {
         Ok(Self { ptr })
     }
 
-    fn raw(&self) -> *mut bindings::socket {
+    /// The C socket, for the glue layer's scatterlist I/O.
+    pub(super) fn raw(&self) -> *mut bindings::socket {
         self.ptr.as_ptr()
+    }
+
+    /// Maps the return value of a non-blocking socket call to [`Io`].
+    pub(super) fn io_result(ret: i32, eof_ok: bool) -> Result<Io> {
+        match ret {
+            0 if eof_ok => Ok(Io::Eof),
+            0 => Ok(Io::WouldBlock),
+            // CAST: positive `i32` fits `usize`.
+            n if n > 0 => Ok(Io::Done(n as usize)),
+            e if e == EAGAIN.to_errno() => Ok(Io::WouldBlock),
+            e => Err(Error::from_errno(e)),
+        }
     }
 
     /// A listening socket bound to `addr`.
@@ -249,12 +270,7 @@ impl Socket {
         if buf.is_empty() {
             return Ok(Io::Done(0));
         }
-        match self.recvmsg(buf, bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL) {
-            0 => Ok(Io::Eof),
-            n if n > 0 => Ok(Io::Done(n as usize)),
-            e if e == EAGAIN.to_errno() => Ok(Io::WouldBlock),
-            e => Err(Error::from_errno(e)),
-        }
+        Self::io_result(self.recvmsg(buf, bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL), true)
     }
 
     /// Receives exactly `buf.len()` bytes, blocking up to the receive timeout.
@@ -282,12 +298,7 @@ impl Socket {
         if more {
             flags |= bindings::MSG_MORE;
         }
-        match self.sendmsg(buf, flags) {
-            n if n > 0 => Ok(Io::Done(n as usize)),
-            0 => Ok(Io::WouldBlock),
-            e if e == EAGAIN.to_errno() => Ok(Io::WouldBlock),
-            e => Err(Error::from_errno(e)),
-        }
+        Self::io_result(self.sendmsg(buf, flags), false)
     }
 
     /// Sends all of `buf`, blocking.

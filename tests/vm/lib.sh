@@ -51,7 +51,8 @@ wait_for() {
 
 # Exports null_blk's first device as $NQN on TRADDR:TRSVCID (port PORTID).
 target_setup() { # [TRADDR] [TRSVCID] [PORTID]
-	[ -e /dev/nullb0 ] || modprobe null_blk nr_devices=1 gb=1
+	# memory_backed: reads return what was written, so fio can verify.
+	[ -e /dev/nullb0 ] || modprobe null_blk nr_devices=1 gb=1 memory_backed=1
 	[ -d "$CFS/subsystems/$NQN" ] && fail "target already set up"
 	sh "$REPO/samples/nvmet-tcp-setup.sh" /dev/nullb0 "$NQN" "${1:-127.0.0.1}" "${2:-4420}" "${3:-1}" >/dev/null
 }

@@ -4,4 +4,5 @@
 #include <linux/nvme-tcp.h>
 #include "target/nvmet.h"
 #include "nvtr_helpers.h"
+#include "nvtr_nvmet.h"
 #include "nvmet_tcp_helpers.h"

@@ -5,6 +5,7 @@
  */
 #include "target/nvmet.h"
 #include "nvtr_helpers.c"
+#include "nvtr_nvmet.c"
 #include "nvmet_tcp_helpers.h"
 
 size_t nvmet_tcp_layout(unsigned int which)

@@ -43,7 +43,7 @@ module! {
 /// The workqueue that runs every port's accept work and every queue's I/O work.
 pub(crate) static WQ: ModuleWq = ModuleWq::new();
 
-static OPS: OpsTable<port::TcpTransport> = OpsTable::tcp(this_module::<LocalModule>());
+pub(crate) static OPS: OpsTable<port::TcpTransport> = OpsTable::tcp(this_module::<LocalModule>());
 
 struct NvmetTcpModule {
     // Field order is teardown order: no new ports, then no queues, then no work.

@@ -4,7 +4,8 @@
 
 use crate::{
     glue::{
-        nvmet::{AddrFamily, NvmetPort, NvmetTransport},
+        bindings,
+        nvmet::{AddrFamily, NvmetPort, NvmetTransport, PortHandle},
         sock::{CallbackSocket, Family, SockAddr, SockEvent, Socket, SocketEvents},
     },
     queue::{self, Queue},
@@ -30,6 +31,8 @@ pub(crate) struct Port {
     pub(crate) addr: SockAddr,
     /// In-capsule data this port accepts.
     pub(crate) inline_data_size: u32,
+    /// nvmet's port.
+    pub(crate) nport: PortHandle,
     #[pin]
     listener: CallbackSocket<Port>,
     #[pin]
@@ -73,19 +76,12 @@ impl WorkItem for Port {
     }
 }
 
-impl Port {
-    /// The key by which queues remember their port (its address in memory,
-    /// unique while the port is enabled).
-    pub(crate) fn key(&self) -> usize {
-        core::ptr::from_ref(self) as usize
-    }
-}
-
 /// The nvmet transport.
 pub(crate) struct TcpTransport;
 
 impl NvmetTransport for TcpTransport {
     type Port = Arc<Port>;
+    type Queue = Queue;
 
     fn add_port(nport: &NvmetPort) -> Result<Arc<Port>> {
         let family = match nport.family() {
@@ -116,6 +112,7 @@ impl NvmetTransport for TcpTransport {
                 id: nport.id(),
                 addr,
                 inline_data_size,
+                nport: nport.handle(),
                 listener <- CallbackSocket::new(sock),
                 accept_work <- new_work!("nvmet_tcp::Port::accept_work"),
             }),
@@ -134,8 +131,30 @@ impl NvmetTransport for TcpTransport {
         // No new accept work, then wait out the one that may be running.
         port.listener.detach();
         crate::glue::workqueue::flush(&port.accept_work);
-        queue::shutdown_port(port.key());
+        queue::shutdown_port(&port);
         pr_info!("disabling port {} ({})\n", port.id, port.addr);
         // Dropping the last reference releases the listening socket.
+    }
+
+    fn install_queue(sq: *mut bindings::nvmet_sq) -> u16 {
+        queue::install_queue(sq)
+    }
+
+    fn delete_ctrl(ctrl_key: usize) {
+        queue::delete_ctrl(ctrl_key)
+    }
+
+    fn disc_traddr(queue: &Queue, port: &NvmetPort, out: &mut [u8]) {
+        if !queue::disc_traddr(queue, out) {
+            let traddr = port.traddr().to_bytes_with_nul();
+            let n = traddr.len().min(out.len());
+            if let (Some(dst), Some(src)) = (out.get_mut(..n), traddr.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    fn host_traddr(ctrl_key: usize, out: &mut [u8]) -> Result<usize> {
+        queue::host_traddr(ctrl_key, out)
     }
 }

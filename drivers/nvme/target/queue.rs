@@ -2,31 +2,45 @@
 
 //! Queues: one per accepted connection, each driven by its own I/O work.
 //!
-//! The socket callbacks only queue [`Queue`]'s work. The work receives and
-//! parses PDUs with the `proto` crate and sends what is due; any violation
-//! ends this connection alone, with a logged reason and, where the spec asks
-//! for one, a C2HTermReq.
+//! The socket callbacks and nvmet's `queue_response` only queue [`Queue`]'s
+//! I/O work. The work receives PDUs (framed and checked by the `proto` crate)
+//! straight into the commands' data pages, starts and executes commands
+//! through nvmet, and sends R2Ts, C2HData (spliced from the data pages) and
+//! responses. Any violation ends this connection alone, with a logged reason
+//! naming queue and peer and, where the spec asks for one, a C2HTermReq.
+//!
+//! Locking: [`Inner`] (all receive/send state) is only locked by the I/O
+//! work and, after the work is stopped, by the release work. Commands are
+//! executed after the lock is dropped, because nvmet may call back into the
+//! transport (`install_queue`) from `execute`.
 
 use crate::{
-    glue::sock::{peer_log_allowed, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
+    glue::{
+        nvmet::{status, Completions, NvmetQueue, NvmetSq, PortHandle, Request, Requests},
+        sock::{peer_log_allowed, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
+    },
     port::Port,
-    proto::{self, Role, Stage},
-    WQ,
+    proto::{self, Digests, Role, Stage},
+    OPS, WQ,
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
     alloc::KVec,
     new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow, Mutex, SetOnce},
     time::{delay::fsleep, Delta},
     workqueue::{impl_has_work, new_work, Work, WorkItem},
 };
 
-/// Largest H2CData PDU we accept (`maxdata` in the ICResp), as the C target.
-const MAX_H2C_DATA: u32 = 4 * 1024 * 1024;
-/// Receive and send operations per run of the I/O work before it yields.
+/// Largest H2CData PDU we accept (`maxh2cdata` in the ICResp), and largest
+/// data transfer of one command, as the C target.
+pub(crate) const MAX_DATA: u32 = 4 * 1024 * 1024;
+/// Operations per run of the I/O work before it yields, as the C target.
 const IO_BUDGET: u32 = 64;
+/// The transfer tag of the R2T for a Connect command, before the queue has
+/// its commands.
+const CONNECT_TTAG: u16 = 0xffff;
 
 kernel::sync::global_lock! {
     // SAFETY: initialised by `init_registry` in module init, before any port exists.
@@ -41,20 +55,75 @@ pub(crate) fn init_registry() {
 
 static NEXT_IDX: AtomicU32 = AtomicU32::new(0);
 
-/// Receive side: the PDU header being assembled.
-struct Rx {
-    buf: [u8; proto::MAX_HEADER_LEN],
-    /// Bytes of `buf` filled so far.
-    have: usize,
-    /// Bytes the current header needs (8 until the common header is parsed).
-    want: usize,
+/// Where a command slot is in its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SlotState {
+    /// Not in use.
+    Free,
+    /// Started; its in-capsule or H2C data is being received, or an R2T is
+    /// queued or sent for it.
+    DataIn,
+    /// Executing in nvmet, or its completion is queued for sending.
+    Executing,
+    /// nvmet refused it in `nvmet_req_init`; its response is on its way.
+    Failed,
 }
 
-/// Send side: one PDU being sent.
-struct Tx {
-    buf: [u8; proto::ICRESP_LEN],
-    sent: usize,
-    len: usize,
+/// The transport's state of one command slot (its nvmet side is a [`Request`]).
+#[derive(Clone, Copy)]
+struct Slot {
+    state: SlotState,
+    /// Data bytes received so far.
+    rbytes: u32,
+    /// Whether an R2T went out for it (H2CData may come).
+    r2t_sent: bool,
+    /// The command's identifier, for R2T and C2HData.
+    cid: u16,
+}
+
+impl Slot {
+    const FREE: Slot = Slot { state: SlotState::Free, rbytes: 0, r2t_sent: false, cid: 0 };
+}
+
+/// What the receive side is doing.
+#[derive(Clone, Copy)]
+enum Rx {
+    /// Assembling a PDU header in `Inner::hdr`.
+    Header,
+    /// Receiving `len - done` more data bytes for slot `tag` at `offset`.
+    Data { tag: u16, offset: u32, len: u32, done: u32, crc: Option<u32> },
+    /// Receiving the data digest of the `len` bytes just received into `tag`.
+    DataDigest { tag: u16, len: u32, expected: u32, have: usize },
+    /// Reading and dropping `left` bytes (data of a command nvmet refused).
+    Discard { left: u32 },
+}
+
+/// What the send side is doing for the command it is sending.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TxStep {
+    /// A PDU header (in `Inner::tx_hdr`); `then` says what follows.
+    Header { then: AfterHeader },
+    /// C2HData payload: `done` of `len` bytes sent.
+    Data { done: u32, len: u32 },
+    /// The data digest (in `Inner::tx_ddgst`), then the response if any.
+    DataDigest { sent: usize },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AfterHeader {
+    /// Nothing: a response or R2T ends here.
+    Done,
+    /// C2HData payload follows.
+    Data,
+}
+
+/// What a queued send is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SendKind {
+    /// An R2T for the rest of the command's data.
+    R2t,
+    /// The command completed: its data (reads) and response.
+    Completion,
 }
 
 /// State owned by the I/O work.
@@ -62,7 +131,26 @@ struct Inner {
     /// Before or after ICReq/ICResp, with the negotiated digests.
     stage: Stage,
     rx: Rx,
-    tx: Tx,
+    /// The PDU header being received.
+    hdr: [u8; proto::MAX_HEADER_LEN],
+    hdr_have: usize,
+    hdr_want: usize,
+    /// The PDU header being sent, and how much of it went out.
+    tx_hdr: [u8; proto::MAX_HEADER_LEN],
+    tx_len: usize,
+    tx_sent: usize,
+    tx_ddgst: [u8; proto::DIGEST_LEN],
+    /// The command being sent, and how far.
+    tx: Option<(u16, SendKind, TxStep)>,
+    /// The slot of the Connect command, before `install_queue`.
+    connect: Slot,
+    /// One per command slot once the queue is installed (index = tag).
+    slots: KVec<Slot>,
+    /// Free tags.
+    free: KVec<u16>,
+    /// Sends waiting their turn (FIFO: `sendq[send_head..]`).
+    sendq: KVec<(u16, SendKind)>,
+    send_head: usize,
 }
 
 /// Why a queue is being closed.
@@ -77,6 +165,12 @@ enum Close {
     Quiet,
 }
 
+impl From<proto::Error> for Close {
+    fn from(e: proto::Error) -> Self {
+        Close::Protocol(e)
+    }
+}
+
 /// A connection from a host.
 #[pin_data]
 pub(crate) struct Queue {
@@ -84,19 +178,33 @@ pub(crate) struct Queue {
     idx: u32,
     /// The host's address, for messages.
     peer: SockAddr,
-    /// The port's key, for `shutdown_port`.
-    port_key: usize,
+    /// Our address on this connection (discovery on wildcard ports).
+    local: SockAddr,
+    /// The port it came in through.
+    port: Arc<Port>,
+    nport: PortHandle,
+    inline_data_size: u32,
     closing: AtomicBool,
     #[pin]
     sock: CallbackSocket<Queue>,
     #[pin]
-    io_work: Work<Queue>,
+    sq: NvmetSq,
+    completions: Completions,
+    /// The Connect command's slot (tag 0xffff on the wire).
+    connect_req: SetOnce<Requests<Queue>>,
+    /// The command slots, allocated by `install_queue`.
+    reqs: SetOnce<Requests<Queue>>,
+    #[pin]
+    io_work: Work<Queue, 1>,
+    #[pin]
+    release_work: Work<Queue, 2>,
     #[pin]
     inner: Mutex<Inner>,
 }
 
 impl_has_work! {
-    impl HasWork<Self> for Queue { self.io_work }
+    impl HasWork<Self, 1> for Queue { self.io_work }
+    impl HasWork<Self, 2> for Queue { self.release_work }
 }
 
 // SAFETY: `callback_socket` returns a field of `self`.
@@ -110,49 +218,91 @@ unsafe impl SocketEvents for Queue {
     }
 }
 
-impl WorkItem for Queue {
+impl NvmetQueue for Queue {
+    fn completions(&self) -> &Completions {
+        &self.completions
+    }
+
+    fn response_ready(this: ArcBorrow<'_, Self>) {
+        Self::kick(this);
+    }
+}
+
+impl WorkItem<1> for Queue {
     type Pointer = Arc<Queue>;
 
     fn run(this: Arc<Queue>) {
         if this.closing.load(Ordering::Acquire) {
             return;
         }
+        let mut execute = KVec::new();
         let result = {
             let mut inner = this.inner.lock();
-            this.io(&mut inner)
+            this.io(&mut inner, &mut execute)
         };
-        match result {
-            Ok(true) => {
-                // Budget used up with work left: run again after others had a turn.
-                if let Some(wq) = WQ.get() {
-                    let _ = wq.enqueue(this);
-                }
+        // Outside the lock: nvmet may call back into the transport.
+        for &tag in execute.iter() {
+            if let Some(req) = this.request(tag) {
+                req.execute();
             }
+        }
+        match result {
+            // Budget used up with work left: run again after others had a turn.
+            Ok(true) => Self::kick(this.as_arc_borrow()),
             Ok(false) => {}
             Err(close) => this.close(close),
         }
     }
 }
 
+impl WorkItem<2> for Queue {
+    type Pointer = Arc<Queue>;
+
+    fn run(this: Arc<Queue>) {
+        this.release();
+    }
+}
+
 impl Queue {
     /// Takes over an accepted connection on `port`.
-    pub(crate) fn start(port: &Port, sock: Socket) {
+    pub(crate) fn start(port: &Arc<Port>, sock: Socket) {
         let peer = sock.peer_addr().unwrap_or_else(|_| SockAddr::unspecified());
+        let local = sock.local_addr().unwrap_or_else(|_| SockAddr::unspecified());
         let idx = NEXT_IDX.fetch_add(1, Ordering::Relaxed);
         let queue = Arc::pin_init(
-            pin_init!(Queue {
+            try_pin_init!(Queue {
                 idx,
                 peer,
-                port_key: port.key(),
+                local,
+                port: port.clone(),
+                nport: port.nport.get().handle(),
+                inline_data_size: port.inline_data_size,
                 closing: AtomicBool::new(false),
                 sock <- CallbackSocket::new(sock),
+                sq <- NvmetSq::new(),
+                completions: Completions::new(),
+                connect_req: SetOnce::new(),
+                reqs: SetOnce::new(),
                 io_work <- new_work!("nvmet_tcp::Queue::io_work"),
+                release_work <- new_work!("nvmet_tcp::Queue::release_work"),
                 inner <- new_mutex!(Inner {
                     stage: Stage::Handshake,
-                    rx: Rx { buf: [0; proto::MAX_HEADER_LEN], have: 0, want: proto::COMMON_HEADER_LEN },
-                    tx: Tx { buf: [0; proto::ICRESP_LEN], sent: 0, len: 0 },
+                    rx: Rx::Header,
+                    hdr: [0; proto::MAX_HEADER_LEN],
+                    hdr_have: 0,
+                    hdr_want: proto::COMMON_HEADER_LEN,
+                    tx_hdr: [0; proto::MAX_HEADER_LEN],
+                    tx_len: 0,
+                    tx_sent: 0,
+                    tx_ddgst: [0; proto::DIGEST_LEN],
+                    tx: None,
+                    connect: Slot::FREE,
+                    slots: KVec::new(),
+                    free: KVec::new(),
+                    sendq: KVec::new(),
+                    send_head: 0,
                 }),
-            }),
+            }? Error),
             GFP_KERNEL,
         );
         let queue = match queue {
@@ -162,8 +312,18 @@ impl Queue {
                 return; // Dropping `sock` closes the connection.
             }
         };
+        let setup = Requests::new(1, CONNECT_TTAG, &queue)
+            .map_err(|_| ENOMEM)
+            .map(|r| queue.connect_req.populate(r))
+            .and_then(|_| queue.sq.init());
+        if let Err(e) = setup {
+            pr_err!("queue {} ({}): failed to set up: {:?}\n", idx, peer, e);
+            queue.sq.destroy();
+            return;
+        }
         if QUEUES.lock().push(queue.clone(), GFP_KERNEL).is_err() {
-            pr_err!("port {}: no memory for a queue for {}\n", port.id, peer);
+            pr_err!("queue {} ({}): no memory to register it\n", idx, peer);
+            queue.sq.destroy();
             return;
         }
         CallbackSocket::attach(&queue);
@@ -173,10 +333,11 @@ impl Queue {
 
     /// Queues the I/O work (a no-op if it is already queued).
     fn kick(this: ArcBorrow<'_, Self>) {
-        if !this.closing.load(Ordering::Relaxed) {
-            if let Some(wq) = WQ.get() {
-                let _ = wq.enqueue(Arc::from(this));
-            }
+        if this.closing.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(wq) = WQ.get() {
+            let _ = wq.enqueue::<_, 1>(Arc::from(this));
         }
     }
 
@@ -185,13 +346,42 @@ impl Queue {
         self.sock.sock().shutdown();
     }
 
+    /// The nvmet request of slot `tag`.
+    fn request(&self, tag: u16) -> Option<&Request<Queue>> {
+        if tag == CONNECT_TTAG {
+            return self.connect_req.as_ref().and_then(|r| r.get(0));
+        }
+        self.reqs.as_ref().and_then(|r| r.get(usize::from(tag)))
+    }
+
+    /// `install_queue`: the Connect command made this queue part of a
+    /// controller with `sq.size()` entries; allocate twice as many command
+    /// slots, as the C target does (a slot stays busy until its response is
+    /// sent, which may be after the host already reused the SQ entry).
+    fn install(self: &Arc<Self>) -> u16 {
+        let n = usize::from(self.sq.size()) * 2;
+        if self.reqs.as_ref().is_some() {
+            return status::INTERNAL;
+        }
+        match Requests::new(n, 0, self) {
+            Ok(r) => {
+                self.reqs.populate(r);
+                0
+            }
+            Err(_) => status::INTERNAL,
+        }
+    }
+
     /// Receives and sends until the socket has nothing more, or the budget is
-    /// used up (`Ok(true)`: run again).
-    fn io(&self, inner: &mut Inner) -> Result<bool, Close> {
+    /// used up (`Ok(true)`: run again). Commands ready to run are added to
+    /// `execute`.
+    fn io(&self, inner: &mut Inner, execute: &mut KVec<u16>) -> Result<bool, Close> {
+        self.grow_slots(inner)?;
         let mut ops = 0;
         while ops < IO_BUDGET {
+            self.take_completions(inner)?;
             let sent = self.send(inner)?;
-            let received = self.recv(inner)?;
+            let received = self.recv(inner, execute)?;
             if !sent && !received {
                 if self.sock.sock().is_closing() {
                     return Err(Close::Quiet);
@@ -203,64 +393,145 @@ impl Queue {
         Ok(true)
     }
 
-    /// Sends what is pending; true if progress was made.
-    fn send(&self, inner: &mut Inner) -> Result<bool, Close> {
-        let tx = &mut inner.tx;
-        let Some(pending) = tx.buf.get(tx.sent..tx.len) else { return Ok(false) };
-        if pending.is_empty() {
-            return Ok(false);
+    /// Sizes the slot table once `install_queue` allocated the requests.
+    fn grow_slots(&self, inner: &mut Inner) -> Result<(), Close> {
+        let Some(reqs) = self.reqs.as_ref() else { return Ok(()) };
+        let n = reqs.len();
+        if inner.slots.len() == n {
+            return Ok(());
         }
-        match self.sock.sock().send(pending, false).map_err(Close::Sock)? {
-            Io::Done(n) => {
-                tx.sent += n;
-                Ok(true)
-            }
-            Io::WouldBlock | Io::Eof => Ok(false),
+        let nomem = |_| Close::Reason("no memory for the command slots");
+        inner.slots.reserve(n, GFP_KERNEL).map_err(nomem)?;
+        inner.free.reserve(n, GFP_KERNEL).map_err(nomem)?;
+        inner.sendq.reserve(2 * n + 2, GFP_KERNEL).map_err(nomem)?;
+        for tag in (0..n).rev() {
+            inner.slots.push(Slot::FREE, GFP_KERNEL).map_err(nomem)?;
+            // CAST: `n` is at most 2 * 1024.
+            inner.free.push(tag as u16, GFP_KERNEL).map_err(nomem)?;
+        }
+        Ok(())
+    }
+
+    fn slot<'a>(&self, inner: &'a mut Inner, tag: u16) -> Option<&'a mut Slot> {
+        if tag == CONNECT_TTAG {
+            Some(&mut inner.connect)
+        } else {
+            inner.slots.get_mut(usize::from(tag))
         }
     }
 
-    /// Receives into the header buffer and handles a complete PDU; true if
+    /// Moves the commands nvmet completed onto the send queue.
+    fn take_completions(&self, inner: &mut Inner) -> Result<(), Close> {
+        let mut res = Ok(());
+        self.completions.take::<Queue>(|tag| {
+            if res.is_ok() {
+                res = push_send(inner, tag, SendKind::Completion);
+            }
+        });
+        res
+    }
+
+    // ---- receive side ----
+
+    /// Receives what the socket has, and handles complete PDUs; true if
     /// progress was made.
-    fn recv(&self, inner: &mut Inner) -> Result<bool, Close> {
-        // While a reply is unsent, do not read more (one PDU in flight at this stage).
-        if inner.tx.sent < inner.tx.len {
-            return Ok(false);
+    fn recv(&self, inner: &mut Inner, execute: &mut KVec<u16>) -> Result<bool, Close> {
+        match inner.rx {
+            Rx::Header => self.recv_header(inner, execute),
+            Rx::Data { tag, offset, len, done, crc } => {
+                let req = self.request(tag).ok_or(Close::Reason("data for a missing command"))?;
+                let at = offset + done;
+                let n = match req.recv_data(self.sock.sock(), at, len - done).map_err(Close::Sock)? {
+                    Io::Done(n) => n as u32,
+                    Io::WouldBlock => return Ok(false),
+                    Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
+                };
+                let n = n.min(len - done);
+                let crc = crc.map(|c| req.data_crc(c, at, n));
+                let done = done + n;
+                if done < len {
+                    inner.rx = Rx::Data { tag, offset, len, done, crc };
+                } else if let Some(c) = crc {
+                    inner.rx = Rx::DataDigest { tag, len, expected: !c, have: 0 };
+                    inner.hdr_have = 0;
+                } else {
+                    self.data_done(inner, tag, len, execute)?;
+                }
+                Ok(true)
+            }
+            Rx::DataDigest { tag, len, expected, have } => {
+                let buf = inner.hdr.get_mut(have..proto::DIGEST_LEN).unwrap_or(&mut []);
+                let n = match self.sock.sock().recv(buf).map_err(Close::Sock)? {
+                    Io::Done(n) => n,
+                    Io::WouldBlock => return Ok(false),
+                    Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
+                };
+                let have = have + n;
+                if have < proto::DIGEST_LEN {
+                    inner.rx = Rx::DataDigest { tag, len, expected, have };
+                    return Ok(true);
+                }
+                let mut got = [0u8; proto::DIGEST_LEN];
+                got.copy_from_slice(inner.hdr.get(..proto::DIGEST_LEN).unwrap_or(&[0; 4]));
+                let received = u32::from_le_bytes(got);
+                if received != expected {
+                    return Err(Close::Protocol(proto::Error::DataDigest { expected, received }));
+                }
+                self.data_done(inner, tag, len, execute)?;
+                Ok(true)
+            }
+            Rx::Discard { left } => {
+                let mut sink = [0u8; 256];
+                let want = (left as usize).min(sink.len());
+                let n = match self.sock.sock().recv(sink.get_mut(..want).unwrap_or(&mut [])).map_err(Close::Sock)? {
+                    Io::Done(n) => n as u32,
+                    Io::WouldBlock => return Ok(false),
+                    Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
+                };
+                let left = left.saturating_sub(n);
+                inner.rx = if left == 0 { self.next_header(inner) } else { Rx::Discard { left } };
+                Ok(true)
+            }
         }
-        let rx = &mut inner.rx;
-        let Some(space) = rx.buf.get_mut(rx.have..rx.want) else {
+    }
+
+    /// Prepares for the next PDU header.
+    fn next_header(&self, inner: &mut Inner) -> Rx {
+        inner.hdr_have = 0;
+        inner.hdr_want = proto::COMMON_HEADER_LEN;
+        Rx::Header
+    }
+
+    fn recv_header(&self, inner: &mut Inner, execute: &mut KVec<u16>) -> Result<bool, Close> {
+        let (have, want) = (inner.hdr_have, inner.hdr_want);
+        let Some(space) = inner.hdr.get_mut(have..want) else {
             return Err(Close::Reason("receive state out of bounds"));
         };
         match self.sock.sock().recv(space).map_err(Close::Sock)? {
-            Io::Done(n) => rx.have += n,
+            Io::Done(n) => inner.hdr_have += n,
             Io::WouldBlock => return Ok(false),
-            Io::Eof if rx.have == 0 => return Err(Close::Quiet),
+            Io::Eof if have == 0 => return Err(Close::Quiet),
             Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
         }
-        if rx.have < rx.want {
+        if inner.hdr_have < inner.hdr_want {
             return Ok(true);
         }
-        self.header_progress(inner)?;
-        Ok(true)
-    }
-
-    /// The header buffer holds `want` bytes: check the common header, or
-    /// handle the whole PDU header once it is complete.
-    fn header_progress(&self, inner: &mut Inner) -> Result<(), Close> {
-        if inner.rx.want == proto::COMMON_HEADER_LEN {
+        if inner.hdr_want == proto::COMMON_HEADER_LEN {
             // Check the common header for this stage before reading more, so a
             // bad header never makes us wait for the bytes it announced.
-            let ch = proto::CommonHeader::decode(&inner.rx.buf).map_err(Close::Protocol)?;
-            let frame = ch.frame(Role::Controller, inner.stage, MAX_H2C_DATA).map_err(Close::Protocol)?;
-            inner.rx.want = frame.header_len;
+            let ch = proto::CommonHeader::decode(&inner.hdr)?;
+            let frame = ch.frame(Role::Controller, inner.stage, MAX_DATA)?;
+            inner.hdr_want = frame.header_len;
             if frame.header_len > proto::COMMON_HEADER_LEN {
-                return Ok(());
+                return Ok(true);
             }
         }
-        let header = inner.rx.buf.get(..inner.rx.have).unwrap_or(&[]);
-        let (pdu, _frame) =
-            proto::Pdu::decode(header, Role::Controller, inner.stage, MAX_H2C_DATA).map_err(Close::Protocol)?;
+        let header = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
+        let (pdu, frame) = proto::Pdu::decode(header, Role::Controller, inner.stage, MAX_DATA)?;
         match pdu {
-            proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, &icreq),
+            proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, &icreq)?,
+            proto::Pdu::CapsuleCmd(cmd) => self.handle_capsule(inner, &cmd, &frame, execute)?,
+            proto::Pdu::Data(data) => self.handle_h2c_data(inner, &data, &frame)?,
             proto::Pdu::TermReq(t) => {
                 if peer_log_allowed() {
                     pr_err!(
@@ -271,33 +542,27 @@ impl Queue {
                         t.fei
                     );
                 }
-                Err(Close::Quiet)
+                return Err(Close::Quiet);
             }
-            _ => {
-                pr_info!(
-                    "queue {} ({}): command processing is not implemented yet, closing\n",
-                    self.idx,
-                    self.peer
-                );
-                Err(Close::Quiet)
-            }
+            // `frame` admits nothing else to a controller.
+            _ => return Err(Close::Reason("unexpected PDU")),
         }
+        Ok(true)
     }
 
     fn handle_icreq(&self, inner: &mut Inner, icreq: &proto::IcReq) -> Result<(), Close> {
-        icreq.validate_target().map_err(Close::Protocol)?;
+        icreq.validate_target()?;
         let resp = proto::IcResp {
             pfv: proto::PFV_1_0,
             cpda: 0,
             hdgst: icreq.hdgst,
             ddgst: icreq.ddgst,
-            maxdata: MAX_H2C_DATA,
+            maxdata: MAX_DATA,
         };
-        inner.tx.len = resp.encode(&mut inner.tx.buf).map_err(Close::Protocol)?;
-        inner.tx.sent = 0;
-        inner.rx.have = 0;
-        inner.rx.want = proto::COMMON_HEADER_LEN;
+        inner.tx_len = resp.encode(&mut inner.tx_hdr)?;
+        inner.tx_sent = 0;
         inner.stage = Stage::Established(icreq.digests());
+        inner.rx = self.next_header(inner);
         pr_debug!(
             "queue {} ({}): ICReq accepted (hdgst {}, ddgst {}, maxr2t {})\n",
             self.idx,
@@ -309,43 +574,391 @@ impl Queue {
         Ok(())
     }
 
-    /// Ends the connection: logs why, tells the peer where the spec asks for it,
-    /// gives back the socket callbacks and leaves the registry.
+    fn digests(inner: &Inner) -> Digests {
+        match inner.stage {
+            Stage::Established(d) => d,
+            Stage::Handshake => Digests::NONE,
+        }
+    }
+
+    fn handle_capsule(
+        &self,
+        inner: &mut Inner,
+        cmd: &proto::CapsuleCmd,
+        frame: &proto::Frame,
+        execute: &mut KVec<u16>,
+    ) -> Result<(), Close> {
+        // A free slot: the Connect slot until the queue is installed.
+        let tag = if self.reqs.as_ref().is_none() {
+            if inner.connect.state != SlotState::Free {
+                return Err(Close::Reason("a second command before the queue is connected"));
+            }
+            CONNECT_TTAG
+        } else {
+            inner.free.pop().ok_or(Close::Reason("more commands in flight than the queue has slots"))?
+        };
+        let req = self.request(tag).ok_or(Close::Reason("no command slot"))?;
+        let inline = frame.data_len;
+        let ddgst = if frame.data_digest { proto::DIGEST_LEN as u32 } else { 0 };
+        if let Some(s) = self.slot(inner, tag) {
+            *s = Slot { state: SlotState::DataIn, rbytes: 0, r2t_sent: false, cid: cmd.command_id() };
+        }
+        if !req.init(&cmd.sqe, &self.sq, self.nport.get(), &OPS) {
+            // nvmet completed it with an error (its response is queued); drop
+            // any in-capsule data.
+            if let Some(s) = self.slot(inner, tag) {
+                s.state = SlotState::Failed;
+            }
+            inner.rx = if inline > 0 { Rx::Discard { left: inline + ddgst } } else { self.next_header(inner) };
+            return Ok(());
+        }
+        let sgl = cmd.sgl();
+        let len = sgl.length;
+        let refuse = |inner: &mut Inner, status: u16| {
+            if let Some(s) = self.slot(inner, tag) {
+                s.state = SlotState::Executing;
+            }
+            req.complete(status);
+        };
+        if len == 0 {
+            if inline > 0 {
+                return Err(Close::Protocol(proto::Error::InvalidField { field: proto::Field::Plen, value: inline }));
+            }
+            if let Some(s) = self.slot(inner, tag) {
+                s.state = SlotState::Executing;
+            }
+            inner.rx = self.next_header(inner);
+            execute.push(tag, GFP_KERNEL).map_err(|_| Close::Reason("no memory"))?;
+            return Ok(());
+        }
+        let in_capsule = sgl.type_ == proto::SGL_DATA_BLOCK_OFFSET;
+        if in_capsule && inline != len {
+            // The capsule must carry exactly the data its SGL describes.
+            return Err(Close::Protocol(proto::Error::InvalidField { field: proto::Field::Plen, value: inline }));
+        }
+        if !in_capsule && inline > 0 {
+            return Err(Close::Protocol(proto::Error::InvalidField { field: proto::Field::Plen, value: inline }));
+        }
+        inner.rx = if inline > 0 { Rx::Discard { left: inline + ddgst } } else { self.next_header(inner) };
+        let status = if len > MAX_DATA {
+            status::SGL_INVALID_DATA | status::DNR
+        } else if in_capsule && !req.is_write() {
+            status::INVALID_FIELD | status::DNR
+        } else if in_capsule && len > self.inline_data_size {
+            status::SGL_INVALID_OFFSET | status::DNR
+        } else if req.alloc_data(len).is_err() {
+            status::INTERNAL
+        } else {
+            0
+        };
+        if status != 0 {
+            // Refused before any data moved: in-capsule data is dropped.
+            refuse(inner, status);
+            return Ok(());
+        }
+        if in_capsule {
+            inner.rx = Rx::Data { tag, offset: 0, len, done: 0, crc: frame.data_digest.then_some(!0) };
+        } else if req.is_write() {
+            push_send(inner, tag, SendKind::R2t)?;
+        } else {
+            if let Some(s) = self.slot(inner, tag) {
+                s.state = SlotState::Executing;
+            }
+            execute.push(tag, GFP_KERNEL).map_err(|_| Close::Reason("no memory"))?;
+        }
+        Ok(())
+    }
+
+    fn handle_h2c_data(&self, inner: &mut Inner, data: &proto::Data, frame: &proto::Frame) -> Result<(), Close> {
+        let tag = data.ttag;
+        let out_of_range = proto::Error::DataOutOfRange { offset: data.datao, length: data.datal };
+        let transfer = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0);
+        let slot = self
+            .slot(inner, tag)
+            .ok_or(proto::Error::InvalidField { field: proto::Field::Ttag, value: tag.into() })?;
+        if slot.state != SlotState::DataIn || !slot.r2t_sent {
+            return Err(Close::Protocol(proto::Error::InvalidField { field: proto::Field::Ttag, value: tag.into() }));
+        }
+        if data.datao != slot.rbytes {
+            return Err(Close::Protocol(out_of_range));
+        }
+        let end = data.datao.checked_add(data.datal).ok_or(Close::Protocol(out_of_range))?;
+        if end as usize > transfer {
+            return Err(Close::Protocol(out_of_range));
+        }
+        inner.rx = Rx::Data {
+            tag,
+            offset: data.datao,
+            len: data.datal,
+            done: 0,
+            crc: frame.data_digest.then_some(!0),
+        };
+        Ok(())
+    }
+
+    /// A data PDU (or in-capsule data) of `len` bytes for `tag` is complete.
+    fn data_done(&self, inner: &mut Inner, tag: u16, len: u32, execute: &mut KVec<u16>) -> Result<(), Close> {
+        let transfer = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0);
+        inner.rx = self.next_header(inner);
+        let slot = self.slot(inner, tag).ok_or(Close::Reason("data for a missing command"))?;
+        slot.rbytes = slot.rbytes.saturating_add(len);
+        if slot.rbytes as usize >= transfer {
+            slot.state = SlotState::Executing;
+            execute.push(tag, GFP_KERNEL).map_err(|_| Close::Reason("no memory"))?;
+        }
+        Ok(())
+    }
+
+    // ---- send side ----
+
+    /// Sends what is pending; true if progress was made.
+    fn send(&self, inner: &mut Inner) -> Result<bool, Close> {
+        let mut progress = false;
+        loop {
+            // The header (or ICResp) in the buffer first.
+            if inner.tx_sent < inner.tx_len {
+                // MSG_MORE only when we know more follows at once: never hold a
+                // PDU that completes something back (TCP would cork it).
+                let more = matches!(inner.tx, Some((_, _, TxStep::Header { then: AfterHeader::Data })))
+                    || inner.send_head < inner.sendq.len();
+                let pending = inner.tx_hdr.get(inner.tx_sent..inner.tx_len).unwrap_or(&[]);
+                match self.sock.sock().send(pending, more).map_err(Close::Sock)? {
+                    Io::Done(n) => {
+                        inner.tx_sent += n;
+                        progress = true;
+                        continue;
+                    }
+                    Io::WouldBlock | Io::Eof => return Ok(progress),
+                }
+            }
+            let Some((tag, kind, step)) = inner.tx else {
+                // Next command to send, if any.
+                let Some(&(tag, kind)) = inner.sendq.get(inner.send_head) else {
+                    inner.sendq.clear();
+                    inner.send_head = 0;
+                    return Ok(progress);
+                };
+                inner.send_head += 1;
+                compact_sendq(inner);
+                self.start_send(inner, tag, kind)?;
+                continue;
+            };
+            match step {
+                TxStep::Header { then: AfterHeader::Done } => {
+                    self.finish_send(inner, tag, kind);
+                }
+                TxStep::Header { then: AfterHeader::Data } => {
+                    let len = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0) as u32;
+                    inner.tx = Some((tag, kind, TxStep::Data { done: 0, len }));
+                }
+                TxStep::Data { done, len } => {
+                    if done == len {
+                        inner.tx = Some((tag, kind, TxStep::DataDigest { sent: 0 }));
+                        continue;
+                    }
+                    let req = self.request(tag).ok_or(Close::Reason("sending a missing command"))?;
+                    // More follows: a digest, the response, or the next send.
+                    let more = Self::digests(inner).data
+                        || !self.sq.sqhd_disabled()
+                        || inner.send_head < inner.sendq.len();
+                    match req.send_data(self.sock.sock(), done, len - done, more).map_err(Close::Sock)? {
+                        Io::Done(n) => {
+                            inner.tx = Some((tag, kind, TxStep::Data { done: done + n as u32, len }));
+                            progress = true;
+                        }
+                        Io::WouldBlock | Io::Eof => return Ok(progress),
+                    }
+                }
+                TxStep::DataDigest { sent } => {
+                    let d = Self::digests(inner);
+                    if d.data && sent < proto::DIGEST_LEN {
+                        let pending = inner.tx_ddgst.get(sent..).unwrap_or(&[]);
+                        match self.sock.sock().send(pending, true).map_err(Close::Sock)? {
+                            Io::Done(n) => {
+                                inner.tx = Some((tag, kind, TxStep::DataDigest { sent: sent + n }));
+                                progress = true;
+                                continue;
+                            }
+                            Io::WouldBlock | Io::Eof => return Ok(progress),
+                        }
+                    }
+                    // Data is out: the response follows unless C2HData said SUCCESS.
+                    if self.sq.sqhd_disabled() {
+                        self.finish_send(inner, tag, kind);
+                    } else {
+                        self.encode_response(inner, tag)?;
+                        inner.tx = Some((tag, kind, TxStep::Header { then: AfterHeader::Done }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Prepares the first PDU of a queued send.
+    fn start_send(&self, inner: &mut Inner, tag: u16, kind: SendKind) -> Result<(), Close> {
+        let req = self.request(tag).ok_or(Close::Reason("sending a missing command"))?;
+        let d = Self::digests(inner);
+        match kind {
+            SendKind::R2t => {
+                let (rbytes, cid) = self.slot(inner, tag).map(|s| (s.rbytes, s.cid)).unwrap_or((0, 0));
+                let r2t = proto::R2t {
+                    cccid: cid,
+                    ttag: tag,
+                    r2to: rbytes,
+                    r2tl: (req.transfer_len() as u32).saturating_sub(rbytes),
+                };
+                inner.tx_len = r2t.encode(&mut inner.tx_hdr, d)?;
+                if let Some(s) = self.slot(inner, tag) {
+                    s.r2t_sent = true;
+                }
+            }
+            SendKind::Completion => {
+                let (failed, cid) =
+                    self.slot(inner, tag).map(|s| (s.state == SlotState::Failed, s.cid)).unwrap_or((true, 0));
+                let data_out = !failed && !req.is_write() && req.transfer_len() > 0 && req.status() == 0;
+                if data_out {
+                    let len = req.transfer_len() as u32;
+                    let success = self.sq.sqhd_disabled();
+                    let c2h = proto::Data {
+                        from_host: false,
+                        cccid: cid,
+                        ttag: 0,
+                        datao: 0,
+                        datal: len,
+                        last: true,
+                        success,
+                    };
+                    inner.tx_len = c2h.encode(&mut inner.tx_hdr, d)?;
+                    if d.data {
+                        inner.tx_ddgst = (!req.data_crc(!0, 0, len)).to_le_bytes();
+                    }
+                    inner.tx_sent = 0;
+                    inner.tx = Some((tag, kind, TxStep::Header { then: AfterHeader::Data }));
+                    return Ok(());
+                }
+                self.encode_response(inner, tag)?;
+            }
+        }
+        inner.tx_sent = 0;
+        inner.tx = Some((tag, kind, TxStep::Header { then: AfterHeader::Done }));
+        Ok(())
+    }
+
+    fn encode_response(&self, inner: &mut Inner, tag: u16) -> Result<(), Close> {
+        let req = self.request(tag).ok_or(Close::Reason("sending a missing command"))?;
+        let resp = proto::CapsuleResp { cqe: req.cqe() };
+        let d = Self::digests(inner);
+        inner.tx_len = resp.encode(&mut inner.tx_hdr, d)?;
+        inner.tx_sent = 0;
+        Ok(())
+    }
+
+    /// The last PDU of a send went out.
+    fn finish_send(&self, inner: &mut Inner, tag: u16, kind: SendKind) {
+        inner.tx = None;
+        if kind == SendKind::R2t {
+            return; // The command waits for its H2CData.
+        }
+        if let Some(req) = self.request(tag) {
+            req.free_data();
+        }
+        if let Some(s) = self.slot(inner, tag) {
+            *s = Slot::FREE;
+        }
+        if tag != CONNECT_TTAG {
+            // Cannot fail: `free` has room for every tag.
+            let _ = inner.free.push(tag, GFP_ATOMIC);
+        }
+    }
+
+    // ---- teardown ----
+
+    /// Ends the connection: logs why, tells the peer where the spec asks for
+    /// it, and schedules the release of everything.
     fn close(self: Arc<Self>, why: Close) {
         if self.closing.swap(true, Ordering::AcqRel) {
             return;
         }
         let log = peer_log_allowed();
+        let mut fatal = true;
         match why {
             Close::Protocol(err) => {
                 if log {
                     pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, err);
                 }
-                let mut term = [0u8; proto::TERM_REQ_MAX_LEN];
-                let inner = self.inner.lock();
-                let len = proto::TermReq::c2h(&err)
-                    .encode(&mut term, inner.rx.buf.get(..inner.rx.have).unwrap_or(&[]))
-                    .unwrap_or(0);
-                drop(inner);
-                if let Some(pdu) = term.get(..len).filter(|p| !p.is_empty()) {
-                    // Best effort: the connection ends either way.
-                    let _ = self.sock.sock().send(pdu, false);
+                if !matches!(err, proto::Error::DataDigest { .. }) {
+                    self.send_term_req(&err);
                 }
             }
-            Close::Reason(r) if log => {
-                pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, r)
+            Close::Reason(r) => {
+                if log {
+                    pr_err!("queue {} ({}): {}, closing\n", self.idx, self.peer, r)
+                }
             }
             Close::Sock(e) if e == ECONNRESET || e == EPIPE => {
+                fatal = false;
                 pr_debug!("queue {} ({}): connection reset by the host\n", self.idx, self.peer)
             }
-            Close::Sock(e) if log => {
-                pr_err!("queue {} ({}): socket error {:?}, closing\n", self.idx, self.peer, e)
+            Close::Sock(e) => {
+                if log {
+                    pr_err!("queue {} ({}): socket error {:?}, closing\n", self.idx, self.peer, e)
+                }
             }
-            Close::Reason(_) | Close::Sock(_) => {}
-            Close::Quiet => pr_debug!("queue {} ({}): closed\n", self.idx, self.peer),
+            Close::Quiet => {
+                fatal = false;
+                pr_debug!("queue {} ({}): closed\n", self.idx, self.peer)
+            }
         }
         self.sock.detach();
         self.shutdown();
+        if fatal {
+            // As the C target: an error on one queue fails the whole controller.
+            self.sq.ctrl_fatal_error();
+        }
+        if let Some(wq) = WQ.get() {
+            let _ = wq.enqueue::<_, 2>(self);
+        }
+    }
+
+    /// Best effort: the connection ends either way.
+    fn send_term_req(&self, err: &proto::Error) {
+        let mut term = [0u8; proto::TERM_REQ_MAX_LEN];
+        let inner = self.inner.lock();
+        let offending = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
+        let len = proto::TermReq::c2h(err).encode(&mut term, offending).unwrap_or(0);
+        drop(inner);
+        if let Some(pdu) = term.get(..len).filter(|p| !p.is_empty()) {
+            let _ = self.sock.sock().send(pdu, false);
+        }
+    }
+
+    /// Frees everything once the I/O work can no longer run: commands that
+    /// never executed are given back to nvmet, nvmet's queues are destroyed
+    /// (which waits for the commands in flight), data buffers are freed.
+    fn release(self: Arc<Self>) {
+        crate::glue::workqueue::flush(&self.io_work);
+        {
+            let inner = self.inner.lock();
+            let connect = core::iter::once((CONNECT_TTAG, inner.connect));
+            let slots = inner.slots.iter().enumerate().map(|(i, s)| (i as u16, *s));
+            for (tag, slot) in Iterator::chain(connect, slots) {
+                if slot.state == SlotState::DataIn {
+                    if let Some(req) = self.request(tag) {
+                        req.uninit();
+                    }
+                }
+            }
+        }
+        self.sq.destroy();
+        // Nothing runs any more: drop what completions still hold, free buffers.
+        self.completions.take::<Queue>(|_| {});
+        let n = self.reqs.as_ref().map(|r| r.len()).unwrap_or(0);
+        // CAST: at most 2 * 1024 slots.
+        for tag in Iterator::chain((0..n).map(|i| i as u16), core::iter::once(CONNECT_TTAG)) {
+            if let Some(req) = self.request(tag) {
+                req.free_data();
+            }
+        }
         let mut queues = QUEUES.lock();
         if let Some(pos) = queues.iter().position(|q| Arc::ptr_eq(q, &self)) {
             let removed = queues.remove(pos).ok();
@@ -355,9 +968,62 @@ impl Queue {
     }
 }
 
-/// Shuts down every queue that came in through the port with `key`.
-pub(crate) fn shutdown_port(key: usize) {
-    for q in QUEUES.lock().iter().filter(|q| q.port_key == key) {
+/// Drops the sent part of the FIFO once it is most of it, so the FIFO stays
+/// within the room reserved for it under constant load.
+fn compact_sendq(inner: &mut Inner) {
+    let head = inner.send_head;
+    if head > 0 && head * 2 >= inner.sendq.len() {
+        let len = inner.sendq.len();
+        inner.sendq.copy_within(head..len, 0);
+        inner.sendq.truncate(len - head);
+        inner.send_head = 0;
+    }
+}
+
+/// Appends a send to the queue's FIFO.
+fn push_send(inner: &mut Inner, tag: u16, kind: SendKind) -> Result<(), Close> {
+    inner.sendq.push((tag, kind), GFP_KERNEL).map_err(|_| Close::Reason("no memory for the send queue"))
+}
+
+/// nvmet's `install_queue` for the queue whose nvmet SQ is `sq`.
+pub(crate) fn install_queue(sq: *mut crate::glue::bindings::nvmet_sq) -> u16 {
+    let queue = QUEUES.lock().iter().find(|q| q.sq.as_ptr() == sq).cloned();
+    match queue {
+        Some(q) => q.install(),
+        None => status::INTERNAL,
+    }
+}
+
+/// nvmet's `delete_ctrl`: ends every connection of the controller.
+pub(crate) fn delete_ctrl(ctrl_key: usize) {
+    for q in QUEUES.lock().iter().filter(|q| q.sq.ctrl_key() == ctrl_key) {
+        q.shutdown();
+    }
+}
+
+/// nvmet's `disc_traddr`: a wildcard port reports the address the host reached.
+pub(crate) fn disc_traddr(queue: &Queue, out: &mut [u8]) -> bool {
+    if queue.port.addr.is_any() {
+        queue.local.format_ip(out);
+        true
+    } else {
+        false
+    }
+}
+
+/// nvmet's `host_traddr`: the host's address on the controller's admin queue.
+pub(crate) fn host_traddr(ctrl_key: usize, out: &mut [u8]) -> Result<usize> {
+    let queues = QUEUES.lock();
+    let q = queues.iter().find(|q| q.sq.ctrl_key() == ctrl_key && q.sq.qid() == 0).ok_or(EINVAL)?;
+    if q.peer.family() == 0 {
+        return Err(EINVAL);
+    }
+    Ok(q.peer.format_ip(out))
+}
+
+/// Shuts down every queue that came in through `port`.
+pub(crate) fn shutdown_port(port: &Port) {
+    for q in QUEUES.lock().iter().filter(|q| core::ptr::eq(&*q.port, port)) {
         q.shutdown();
     }
 }
