@@ -211,6 +211,12 @@ impl Socket {
         Ok(sock)
     }
 
+    /// Sets the socket priority (`SO_PRIORITY`).
+    pub(crate) fn set_priority(&self, priority: u32) {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_set_priority(self.raw(), priority) }
+    }
+
     /// Sets the IP type of service.
     pub(crate) fn set_tos(&self, tos: i32) {
         // SAFETY: `self.raw()` is a valid socket (type invariant).

@@ -78,9 +78,37 @@ listening() {
 	ss -Hltn "sport = :${1##*:}" | awk '{print $4}' | grep -qxF "$1"
 }
 
-# The kernel log since the test started.
-klog() {
-	dmesg
+# Waits for the namespace of a fresh connection and prints its device.
+wait_ns() {
+	local i d
+	for i in $(seq 1 150); do
+		for d in /dev/nvme[0-9]*n1; do
+			[ -b "$d" ] && { echo "$d"; return 0; }
+		done
+		sleep 0.2
+	done
+	return 1
+}
+
+# Connects the stock or our host (whichever nvme_tcp is loaded) to $NQN and
+# prints the namespace's device. Extra arguments go to nvme connect.
+connect() { # ADDR PORT [nvme connect options]
+	local a=$1 p=$2
+	shift 2
+	nvme connect -t tcp -a "$a" -s "$p" -n "$NQN" "$@" >/dev/null || return 1
+	wait_ns
+}
+
+# A short fio job with data verification on $1; the rest are fio options.
+fio_verify() {
+	local dev=$1
+	shift
+	fio --name=verify --filename="$dev" --ioengine=libaio --direct=1 \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --size=8m \
+		--output-format=terse --terse-version=3 "$@" >/tmp/fio.out 2>&1 ||
+		{ cat /tmp/fio.out; return 1; }
+	# terse v3: field 5 is the error.
+	[ "$(cut -d';' -f5 /tmp/fio.out | head -n1)" = 0 ] || { cat /tmp/fio.out; return 1; }
 }
 
 # Installs our modules where modprobe and nvmet's request_module find them

@@ -27,3 +27,75 @@ size_t nvmet_tcp_layout(unsigned int which)
 	default: return SIZE_MAX;
 	}
 }
+
+/*
+ * Module parameters. The first two are the C nvmet-tcp's, with the same names
+ * and meaning; max_h2c_data is ours. The `module!` macro's parameters are not
+ * writable at run time, so they live here; Rust reads them through the
+ * getters below (READ_ONCE: they may change at any time).
+ */
+static int nvmet_tcp_param_set_int(const char *val, const struct kernel_param *kp)
+{
+	int n, ret = kstrtoint(val, 10, &n);
+
+	if (ret || n < 0)
+		return -EINVAL;
+	WRITE_ONCE(*(int *)kp->arg, n);
+	return 0;
+}
+
+static const struct kernel_param_ops nvmet_tcp_nonneg_ops = {
+	.set = nvmet_tcp_param_set_int,
+	.get = param_get_int,
+};
+
+static int so_priority;
+module_param_cb(so_priority, &nvmet_tcp_nonneg_ops, &so_priority, 0644);
+MODULE_PARM_DESC(so_priority, "nvmet tcp socket optimize priority: Default 0");
+
+static int idle_poll_period_usecs;
+module_param_cb(idle_poll_period_usecs, &nvmet_tcp_nonneg_ops, &idle_poll_period_usecs, 0644);
+MODULE_PARM_DESC(idle_poll_period_usecs,
+		 "nvmet tcp io_work poll till idle time period in usecs: Default 0");
+
+static int max_h2c_data = NVMET_TCP_MAX_H2C_DATA;
+
+static int nvmet_tcp_set_max_h2c_data(const char *val, const struct kernel_param *kp)
+{
+	int n, ret = kstrtoint(val, 10, &n);
+
+	if (ret || n < 4096 || n > NVMET_TCP_MAX_H2C_DATA || n % 4)
+		return -EINVAL;
+	WRITE_ONCE(max_h2c_data, n);
+	return 0;
+}
+
+static const struct kernel_param_ops nvmet_tcp_h2c_ops = {
+	.set = nvmet_tcp_set_max_h2c_data,
+	.get = param_get_int,
+};
+module_param_cb(max_h2c_data, &nvmet_tcp_h2c_ops, &max_h2c_data, 0644);
+MODULE_PARM_DESC(max_h2c_data,
+		 "largest H2CData PDU offered to new connections (maxh2cdata), bytes: 4096..4194304, a multiple of 4; Default 4194304");
+
+int nvmet_tcp_so_priority(void)
+{
+	return READ_ONCE(so_priority);
+}
+
+unsigned long nvmet_tcp_poll_deadline(void)
+{
+	int usecs = READ_ONCE(idle_poll_period_usecs);
+
+	return usecs ? jiffies + usecs_to_jiffies(usecs) : 0;
+}
+
+bool nvmet_tcp_deadline_passed(unsigned long deadline)
+{
+	return !deadline || time_after(jiffies, deadline);
+}
+
+u32 nvmet_tcp_max_h2c_data(void)
+{
+	return READ_ONCE(max_h2c_data);
+}

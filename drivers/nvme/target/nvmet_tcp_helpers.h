@@ -25,4 +25,14 @@ enum nvmet_tcp_layout {
 /* The C compiler's value of a layout fact (sizeof or offsetof). */
 size_t nvmet_tcp_layout(unsigned int which);
 
+/* Largest data transfer of one command and largest H2CData PDU, as the C target. */
+#define NVMET_TCP_MAX_H2C_DATA (4 * 1024 * 1024)
+
+/* Module parameters (see nvmet_tcp_helpers.c). */
+int nvmet_tcp_so_priority(void);
+/* jiffies until which the I/O work keeps polling an idle queue; 0: no polling. */
+unsigned long nvmet_tcp_poll_deadline(void);
+bool nvmet_tcp_deadline_passed(unsigned long deadline);
+u32 nvmet_tcp_max_h2c_data(void);
+
 #endif

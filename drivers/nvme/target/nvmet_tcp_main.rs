@@ -17,6 +17,7 @@ mod glue {
     pub(crate) mod layout;
     pub(crate) mod nvmet;
     pub(crate) mod sock;
+    pub(crate) mod target_params;
     pub(crate) mod workqueue;
 }
 

@@ -7,6 +7,7 @@ use crate::{
         bindings,
         nvmet::{AddrFamily, NvmetPort, NvmetTransport, PortHandle},
         sock::{CallbackSocket, Family, SockAddr, SockEvent, Socket, SocketEvents},
+        target_params,
     },
     queue::{self, Queue},
     WQ,
@@ -65,7 +66,13 @@ impl WorkItem for Port {
     fn run(this: Arc<Port>) {
         loop {
             match this.listener.sock().accept() {
-                Ok(Some(sock)) => Queue::start(&this, sock),
+                Ok(Some(sock)) => {
+                    let priority = target_params::so_priority();
+                    if priority > 0 {
+                        sock.set_priority(priority);
+                    }
+                    Queue::start(&this, sock)
+                }
                 Ok(None) => return,
                 Err(e) => {
                     pr_warn!("port {}: accept failed: {:?}\n", this.id, e);
@@ -104,7 +111,7 @@ impl NvmetTransport for TcpTransport {
         }
         let inline_data_size = u32::try_from(nport.inline_data_size()).unwrap_or(0);
 
-        let sock = Socket::listen(&addr, BACKLOG, 0).inspect_err(|e| {
+        let sock = Socket::listen(&addr, BACKLOG, target_params::so_priority()).inspect_err(|e| {
             pr_err!("port {}: failed to listen on {}: {:?}\n", nport.id(), addr, e);
         })?;
         let port = Arc::pin_init(

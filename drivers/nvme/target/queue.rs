@@ -18,6 +18,7 @@ use crate::{
     glue::{
         nvmet::{status, Completions, NvmetQueue, NvmetSq, PortHandle, Request, Requests},
         sock::{peer_log_allowed, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
+        target_params::{self, PollDeadline},
     },
     port::Port,
     proto::{self, Digests, Role, Stage},
@@ -151,6 +152,10 @@ struct Inner {
     /// Sends waiting their turn (FIFO: `sendq[send_head..]`).
     sendq: KVec<(u16, SendKind)>,
     send_head: usize,
+    /// Until when an idle queue keeps being polled (`idle_poll_period_usecs`).
+    poll: PollDeadline,
+    /// The `maxh2cdata` this connection's ICResp offered.
+    max_h2c: u32,
 }
 
 /// Why a queue is being closed.
@@ -301,6 +306,8 @@ impl Queue {
                     free: KVec::new(),
                     sendq: KVec::new(),
                     send_head: 0,
+                    poll: PollDeadline::default(),
+                    max_h2c: MAX_DATA,
                 }),
             }? Error),
             GFP_KERNEL,
@@ -386,7 +393,12 @@ impl Queue {
                 if self.sock.sock().is_closing() {
                     return Err(Close::Quiet);
                 }
-                return Ok(false);
+                // With idle_poll_period_usecs, an idle queue is polled a while
+                // longer (activity re-arms the deadline), as the C target does.
+                if ops > 0 {
+                    inner.poll = PollDeadline::arm();
+                }
+                return Ok(!inner.poll.passed());
             }
             ops += 1;
         }
@@ -521,6 +533,14 @@ impl Queue {
             // bad header never makes us wait for the bytes it announced.
             let ch = proto::CommonHeader::decode(&inner.hdr)?;
             let frame = ch.frame(Role::Controller, inner.stage, MAX_DATA)?;
+            if frame.pdu_type == proto::PduType::CapsuleCmd && frame.data_len > self.inline_data_size {
+                // More in-capsule data than the port offers: as the C target,
+                // a connection error (and we say so with a C2HTermReq).
+                return Err(Close::Protocol(proto::Error::DataLimit {
+                    length: frame.data_len,
+                    limit: self.inline_data_size,
+                }));
+            }
             inner.hdr_want = frame.header_len;
             if frame.header_len > proto::COMMON_HEADER_LEN {
                 return Ok(true);
@@ -557,8 +577,9 @@ impl Queue {
             cpda: 0,
             hdgst: icreq.hdgst,
             ddgst: icreq.ddgst,
-            maxdata: MAX_DATA,
+            maxdata: target_params::max_h2c_data(),
         };
+        inner.max_h2c = resp.maxdata;
         inner.tx_len = resp.encode(&mut inner.tx_hdr)?;
         inner.tx_sent = 0;
         inner.stage = Stage::Established(icreq.digests());
@@ -673,7 +694,7 @@ impl Queue {
         let tag = data.ttag;
         let out_of_range = proto::Error::DataOutOfRange { offset: data.datao, length: data.datal };
         let transfer = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0);
-        let slot = self
+        let slot = *self
             .slot(inner, tag)
             .ok_or(proto::Error::InvalidField { field: proto::Field::Ttag, value: tag.into() })?;
         if slot.state != SlotState::DataIn || !slot.r2t_sent {
@@ -681,6 +702,9 @@ impl Queue {
         }
         if data.datao != slot.rbytes {
             return Err(Close::Protocol(out_of_range));
+        }
+        if data.datal > inner.max_h2c {
+            return Err(Close::Protocol(proto::Error::DataLimit { length: data.datal, limit: inner.max_h2c }));
         }
         let end = data.datao.checked_add(data.datal).ok_or(Close::Protocol(out_of_range))?;
         if end as usize > transfer {
