@@ -8,7 +8,9 @@
 //!                                                     --hold keeps the connection open
 //!                                                     until the target closes it or SECS pass
 //! nvme-tcp-peer hostile --list                        the violations it knows
-//! nvme-tcp-peer hostile ADDR PORT [CASE...]           send them (all by default)
+//! nvme-tcp-peer hostile ADDR PORT [--nqn NQN] [CASE...]
+//!                                                     send them (all by default); the
+//!                                                     data-path cases connect to NQN
 //! ```
 //!
 //! Each hostile case opens its own connection, commits one violation and
@@ -17,13 +19,19 @@
 //! asks for one. One line per case: `ok CASE: ...` or `FAIL CASE: ...`; the
 //! exit status is 0 when every case passed.
 
+mod session;
+
 use nvme_tcp_proto::{self as proto, Digests, Fes, Pdu, Role, Stage};
+use session::Session;
 use std::{
     io::{self, Read, Write},
     net::{Shutdown, TcpStream, ToSocketAddrs},
     process::ExitCode,
     time::{Duration, Instant},
 };
+
+/// The subsystem data-path cases connect to, unless `--nqn` says otherwise.
+const DEFAULT_NQN: &str = "nqn.2026-11.io.nvme-tcp-rs:test";
 
 /// How long the target has to react to a violation.
 const REACT: Duration = Duration::from_secs(5);
@@ -36,6 +44,9 @@ enum Expect {
     /// Close (a TermReq is allowed but not required: e.g. the peer itself
     /// ended the stream, so the target has nobody to report to).
     Close,
+    /// Nothing to observe: the peer reset the connection itself. The VM test
+    /// checks the target's log and that it unloads cleanly.
+    Gone,
 }
 
 /// One protocol violation.
@@ -46,6 +57,82 @@ struct Case {
     /// Commits the violation on a fresh connection.
     send: fn(&mut TcpStream) -> io::Result<()>,
 }
+
+/// A violation that needs a live I/O queue: `send` gets a session whose
+/// controller is connected, with a 4 KiB write outstanding for which the
+/// target sent the R2T (`r2t`).
+struct DataCase {
+    name: &'static str,
+    what: &'static str,
+    expect: Expect,
+    digests: Digests,
+    send: fn(&mut Session, &proto::R2t) -> io::Result<()>,
+}
+
+const NO_DIGESTS: Digests = Digests { header: false, data: false };
+const DDGST: Digests = Digests { header: false, data: true };
+const HDGST: Digests = Digests { header: true, data: false };
+
+fn h2c(r2t: &proto::R2t, ttag: u16, datao: u32, datal: u32) -> proto::Data {
+    proto::Data { from_host: true, cccid: r2t.cccid, ttag, datao, datal, last: true, success: false }
+}
+
+const DATA_CASES: &[DataCase] = &[
+    DataCase {
+        name: "h2c-unknown-ttag",
+        what: "H2CData whose ttag names no command",
+        expect: Expect::Term(Fes::InvalidHeaderField),
+        digests: NO_DIGESTS,
+        send: |s, r| s.send_h2c(&h2c(r, r.ttag.wrapping_add(7), 0, r.r2tl), None),
+    },
+    DataCase {
+        name: "h2c-bad-offset",
+        what: "H2CData at offset 512 where 0 is due",
+        expect: Expect::Term(Fes::DataOutOfRange),
+        digests: NO_DIGESTS,
+        send: |s, r| s.send_h2c(&h2c(r, r.ttag, 512, 512), None),
+    },
+    DataCase {
+        name: "h2c-beyond-r2t",
+        what: "H2CData with twice the data the R2T asked for",
+        expect: Expect::Term(Fes::DataOutOfRange),
+        digests: NO_DIGESTS,
+        send: |s, r| s.send_h2c(&h2c(r, r.ttag, 0, 2 * r.r2tl), None),
+    },
+    DataCase {
+        name: "h2c-datal-mismatch",
+        what: "H2CData whose datal disagrees with its plen (more data than announced)",
+        expect: Expect::Term(Fes::InvalidHeaderField),
+        digests: NO_DIGESTS,
+        send: |s, r| s.send_h2c(&h2c(r, r.ttag, 0, r.r2tl), Some(r.r2tl + 512)),
+    },
+    DataCase {
+        name: "h2c-bad-data-digest",
+        what: "H2CData with a wrong data digest",
+        expect: Expect::Close,
+        digests: DDGST,
+        send: |s, r| s.send_h2c_bad_ddgst(&h2c(r, r.ttag, 0, r.r2tl)),
+    },
+    DataCase {
+        name: "h2c-unsolicited",
+        what: "H2CData for the ttag of a command that has no R2T",
+        expect: Expect::Term(Fes::InvalidHeaderField),
+        digests: NO_DIGESTS,
+        send: |s, r| {
+            // Complete the outstanding write properly, then send more data for it.
+            s.send_h2c(&h2c(r, r.ttag, 0, r.r2tl), None)?;
+            s.recv_response()?;
+            s.send_h2c(&h2c(r, r.ttag, 0, r.r2tl), None)
+        },
+    },
+    DataCase {
+        name: "rst-during-data",
+        what: "half of the H2CData, then a TCP reset",
+        expect: Expect::Gone,
+        digests: NO_DIGESTS,
+        send: |s, r| s.reset_mid_h2c(&h2c(r, r.ttag, 0, r.r2tl)),
+    },
+];
 
 fn icreq_bytes(req: proto::IcReq) -> [u8; proto::ICREQ_LEN] {
     let mut b = [0u8; proto::ICREQ_LEN];
@@ -158,6 +245,44 @@ const CASES: &[Case] = &[
             s.write_all(&icreq_bytes(good_icreq()))
         },
     },
+    Case {
+        name: "bad-header-digest",
+        what: "header digests on, then a capsule with a wrong header digest",
+        expect: Expect::Term(Fes::HeaderDigestError),
+        send: |s| {
+            handshake(s, proto::IcReq { hdgst: true, ..good_icreq() })?;
+            let mut b = [0u8; proto::CAPSULE_CMD_HLEN + proto::DIGEST_LEN];
+            let sqe = [0u8; proto::SQE_LEN];
+            let n = proto::CapsuleCmd { sqe, data_len: 0 }.encode(&mut b, HDGST).map_err(io::Error::other)?;
+            b[n - 1] ^= 0x55;
+            s.write_all(&b[..n])
+        },
+    },
+    Case {
+        name: "inline-too-large",
+        what: "a capsule with 64 KiB of in-capsule data (the port allows 16 KiB)",
+        expect: Expect::Term(Fes::DataTransferLimitExceeded),
+        send: |s| {
+            handshake(s, good_icreq())?;
+            let mut b = [0u8; proto::CAPSULE_CMD_HLEN];
+            let mut sqe = [0u8; proto::SQE_LEN];
+            sqe[0] = 0x01;
+            let _ = proto::CapsuleCmd { sqe, data_len: 65536 }.encode(&mut b, NO_DIGESTS);
+            s.write_all(&b)?;
+            s.write_all(&[0u8; 65536])
+        },
+    },
+    Case {
+        name: "stop-mid-pdu",
+        what: "30 bytes of a capsule, 2 s of silence, then FIN",
+        expect: Expect::Close,
+        send: |s| {
+            handshake(s, good_icreq())?;
+            s.write_all(&capsule(0x06)[..30])?;
+            std::thread::sleep(Duration::from_secs(2));
+            s.shutdown(Shutdown::Write)
+        },
+    },
 ];
 
 /// Waits for the target to end the connection; returns the TermReq it sent
@@ -210,14 +335,29 @@ fn run_case(addr: &str, case: &Case) -> Result<String, String> {
     s.set_read_timeout(Some(REACT)).map_err(|e| e.to_string())?;
     (case.send)(&mut s).map_err(|e| format!("sending: {e}"))?;
     let term = await_close(&mut s)?;
-    match (case.expect, term) {
+    judge(case.expect, term)
+}
+
+fn run_data_case(addr: &str, case: &DataCase) -> Result<String, String> {
+    let mut s = Session::open(addr, case.digests).map_err(|e| format!("set-up: {e}"))?;
+    let r2t = s.connect_and_write().map_err(|e| format!("set-up: {e}"))?;
+    (case.send)(&mut s, &r2t).map_err(|e| format!("sending: {e}"))?;
+    if let Expect::Gone = case.expect {
+        return Ok("reset sent".into());
+    }
+    let term = await_close(s.stream())?;
+    judge(case.expect, term)
+}
+
+fn judge(expect: Expect, term: Option<proto::TermReq>) -> Result<String, String> {
+    match (expect, term) {
         (Expect::Term(fes), Some(t)) if t.fes == fes as u16 => {
             Ok(format!("C2HTermReq fes {:#x} fei {:#x}, then closed", t.fes, t.fei))
         }
         (Expect::Term(fes), Some(t)) => Err(format!("C2HTermReq fes {:#x}, expected {:#x}", t.fes, fes as u16)),
         (Expect::Term(fes), None) => Err(format!("closed without the C2HTermReq (fes {:#x}) the spec asks for", fes as u16)),
-        (Expect::Close, Some(t)) => Ok(format!("C2HTermReq fes {:#x}, then closed", t.fes)),
-        (Expect::Close, None) => Ok("closed".into()),
+        (Expect::Close | Expect::Gone, Some(t)) => Ok(format!("C2HTermReq fes {:#x}, then closed", t.fes)),
+        (Expect::Close | Expect::Gone, None) => Ok("closed".into()),
     }
 }
 
@@ -225,7 +365,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst] [--hold SECS]\n       \
          nvme-tcp-peer hostile --list\n       \
-         nvme-tcp-peer hostile ADDR PORT [CASE...]"
+         nvme-tcp-peer hostile ADDR PORT [--nqn NQN] [CASE...]"
     );
     ExitCode::from(2)
 }
@@ -244,9 +384,17 @@ fn main() -> ExitCode {
             for c in CASES {
                 println!("{:24} {}", c.name, c.what);
             }
+            for c in DATA_CASES {
+                println!("{:24} {}", c.name, c.what);
+            }
             ExitCode::SUCCESS
         }
-        ["hostile", addr, port, names @ ..] => {
+        ["hostile", addr, port, rest @ ..] => {
+            let (nqn, names) = match rest {
+                ["--nqn", nqn, names @ ..] => (nqn.to_string(), names),
+                names => (DEFAULT_NQN.to_string(), names),
+            };
+            let _ = session::SUBSYS_NQN.set(nqn);
             let host = match target(addr, port) {
                 Ok(h) => h,
                 Err(e) => {
@@ -254,27 +402,25 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let chosen: Vec<&Case> = if names.is_empty() {
-                CASES.iter().collect()
-            } else {
-                let mut v = Vec::new();
-                for n in names {
-                    match CASES.iter().find(|c| c.name == *n) {
-                        Some(c) => v.push(c),
-                        None => {
-                            eprintln!("no case named {n} (see --list)");
-                            return ExitCode::from(2);
-                        }
-                    }
-                }
-                v
-            };
+            let all: Vec<&str> = CASES.iter().map(|c| c.name).chain(DATA_CASES.iter().map(|c| c.name)).collect();
+            let chosen: Vec<&str> = if names.is_empty() { all.clone() } else { names.to_vec() };
+            if let Some(n) = chosen.iter().find(|n| !all.contains(n)) {
+                eprintln!("no case named {n} (see --list)");
+                return ExitCode::from(2);
+            }
             let mut failed = 0;
-            for c in chosen {
-                match run_case(&host, c) {
-                    Ok(how) => println!("ok {}: {}", c.name, how),
+            for name in chosen {
+                let result = match CASES.iter().find(|c| c.name == name) {
+                    Some(c) => run_case(&host, c),
+                    None => match DATA_CASES.iter().find(|c| c.name == name) {
+                        Some(c) => run_data_case(&host, c),
+                        None => Err("no such case".into()),
+                    },
+                };
+                match result {
+                    Ok(how) => println!("ok {name}: {how}"),
                     Err(why) => {
-                        println!("FAIL {}: {}", c.name, why);
+                        println!("FAIL {name}: {why}");
                         failed += 1;
                     }
                 }

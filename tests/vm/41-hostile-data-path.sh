@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: GPL-2.0
+# Protocol violations in the middle of the data path (a peer with a live
+# controller and a write in flight), and header/data digest errors, while the
+# stock C host runs fio with verification on its own controller. Each case
+# ends only the peer's connection (its controller is torn down); the C host's
+# I/O never fails; the module unloads afterwards.
+. "$(dirname "$0")/lib.sh"
+
+load_stock host/nvme-tcp
+target_setup 127.0.0.1 4420
+dev=$(connect 127.0.0.1 4420) || fail "C host connect failed"
+# Writes verified as they go (verify_backlog), for longer than the cases take.
+fio_verify "$dev" --rw=randwrite --bs=16k --iodepth=8 --time_based --runtime=75 --verify_backlog=32 --size=32m >/tmp/bg.out 2>&1 &
+fio_pid=$!
+sleep 2
+"$PEER" hostile 127.0.0.1 4420 --nqn "$NQN" | sed -e 's/^ok /PASS /' || true
+kill -0 $fio_pid 2>/dev/null || fail "fio on the C host ended during the hostile cases: $(cat /tmp/bg.out)"
+wait $fio_pid || fail "fio on the C host failed: $(tail -n 20 /tmp/bg.out)"
+echo "PASS concurrent-fio-verify"
+logged=$(dmesg | grep -cE 'nvmet_tcp: queue [0-9]+ \(127\.0\.0\.1:[0-9]+\): .*, closing') || true
+echo "logged reasons: $logged"
+nvme disconnect -n "$NQN" >/dev/null
+remove_port 1
+rmmod nvmet_tcp || fail "nvmet_tcp does not unload after the hostile cases"
