@@ -5,6 +5,7 @@
 #   make                 build both modules
 #   make check           every test: protocol crate on the host, then the VM suite
 #   make demo            configfs target + nvme connect in a VM
+#   make bench           C and Rust targets side by side in one VM, as ratios
 #   make clean
 #
 # Building for a kernel of your own (see Documentation/building.md):
@@ -48,10 +49,13 @@ clean:
 	$(MAKE) -C $(KDIR) M=$(REPO) KSRC=$(abspath $(KSRC)) clean
 endif
 
-.PHONY: modules all clean check demo
+.PHONY: modules all clean check demo bench
 
 check:
 	$(REPO)/tools/check
 
 demo:
 	$(REPO)/tools/demo
+
+bench:
+	$(REPO)/tools/bench

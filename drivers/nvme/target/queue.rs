@@ -158,6 +158,16 @@ struct Inner {
     max_h2c: u32,
 }
 
+/// What a round of I/O found.
+enum Round {
+    /// Something was sent or received.
+    Busy,
+    /// Nothing to do.
+    Idle,
+    /// Nothing to do, but the queue is to be polled again (`idle_poll_period_usecs`).
+    Polling,
+}
+
 /// Why a queue is being closed.
 enum Close {
     /// The peer violated the protocol: log it, tell the peer (C2HTermReq), close.
@@ -237,25 +247,34 @@ impl WorkItem<1> for Queue {
     type Pointer = Arc<Queue>;
 
     fn run(this: Arc<Queue>) {
-        if this.closing.load(Ordering::Acquire) {
-            return;
-        }
-        let mut execute = KVec::new();
-        let result = {
-            let mut inner = this.inner.lock();
-            this.io(&mut inner, &mut execute)
-        };
-        // Outside the lock: nvmet may call back into the transport.
-        for &tag in execute.iter() {
-            if let Some(req) = this.request(tag) {
+        let mut ops = 0;
+        loop {
+            let mut execute = None;
+            if this.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let result = {
+                let mut inner = this.inner.lock();
+                this.io_round(&mut inner, &mut execute)
+            };
+            // Outside the lock: nvmet may call back into the transport
+            // (`install_queue`), and a command that completes at once has its
+            // response sent in the next round of this same run.
+            let executed = execute.is_some();
+            if let Some(req) = execute.and_then(|tag| this.request(tag)) {
                 req.execute();
             }
-        }
-        match result {
-            // Budget used up with work left: run again after others had a turn.
-            Ok(true) => Self::kick(this.as_arc_borrow()),
-            Ok(false) => {}
-            Err(close) => this.close(close),
+            match result {
+                Err(close) => return this.close(close),
+                Ok(Round::Idle) if !executed => return,
+                Ok(Round::Polling) if !executed => return Self::kick(this.as_arc_borrow()),
+                Ok(_) => {}
+            }
+            ops += 1;
+            if ops >= IO_BUDGET {
+                // Budget used up with work left: run again after others had a turn.
+                return Self::kick(this.as_arc_borrow());
+            }
         }
     }
 }
@@ -379,30 +398,24 @@ impl Queue {
         }
     }
 
-    /// Receives and sends until the socket has nothing more, or the budget is
-    /// used up (`Ok(true)`: run again). Commands ready to run are added to
-    /// `execute`.
-    fn io(&self, inner: &mut Inner, execute: &mut KVec<u16>) -> Result<bool, Close> {
+    /// One round of I/O: hands completed commands to the send side, sends and
+    /// receives what the socket takes and has. Commands ready to run are added
+    /// to `execute`.
+    fn io_round(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<Round, Close> {
         self.grow_slots(inner)?;
-        let mut ops = 0;
-        while ops < IO_BUDGET {
-            self.take_completions(inner)?;
-            let sent = self.send(inner)?;
-            let received = self.recv(inner, execute)?;
-            if !sent && !received {
-                if self.sock.sock().is_closing() {
-                    return Err(Close::Quiet);
-                }
-                // With idle_poll_period_usecs, an idle queue is polled a while
-                // longer (activity re-arms the deadline), as the C target does.
-                if ops > 0 {
-                    inner.poll = PollDeadline::arm();
-                }
-                return Ok(!inner.poll.passed());
-            }
-            ops += 1;
+        self.take_completions(inner)?;
+        let sent = self.send(inner)?;
+        let received = self.recv(inner, execute)?;
+        if sent || received {
+            // With idle_poll_period_usecs, activity re-arms the polling deadline.
+            inner.poll = PollDeadline::arm();
+            return Ok(Round::Busy);
         }
-        Ok(true)
+        if self.sock.sock().is_closing() {
+            return Err(Close::Quiet);
+        }
+        // An idle queue is polled a while longer if asked to, as in C.
+        Ok(if inner.poll.passed() { Round::Idle } else { Round::Polling })
     }
 
     /// Sizes the slot table once `install_queue` allocated the requests.
@@ -447,7 +460,7 @@ impl Queue {
 
     /// Receives what the socket has, and handles complete PDUs; true if
     /// progress was made.
-    fn recv(&self, inner: &mut Inner, execute: &mut KVec<u16>) -> Result<bool, Close> {
+    fn recv(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
         match inner.rx {
             Rx::Header => self.recv_header(inner, execute),
             Rx::Data { tag, offset, len, done, crc } => {
@@ -514,38 +527,52 @@ impl Queue {
         Rx::Header
     }
 
-    fn recv_header(&self, inner: &mut Inner, execute: &mut KVec<u16>) -> Result<bool, Close> {
-        let (have, want) = (inner.hdr_have, inner.hdr_want);
-        let Some(space) = inner.hdr.get_mut(have..want) else {
-            return Err(Close::Reason("receive state out of bounds"));
-        };
-        match self.sock.sock().recv(space).map_err(Close::Sock)? {
-            Io::Done(n) => inner.hdr_have += n,
-            Io::WouldBlock => return Ok(false),
-            Io::Eof if have == 0 => return Err(Close::Quiet),
-            Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
-        }
-        if inner.hdr_have < inner.hdr_want {
-            return Ok(true);
-        }
-        if inner.hdr_want == proto::COMMON_HEADER_LEN {
-            // Check the common header for this stage before reading more, so a
-            // bad header never makes us wait for the bytes it announced.
-            let ch = proto::CommonHeader::decode(&inner.hdr)?;
-            let frame = ch.frame(Role::Controller, inner.stage, MAX_DATA)?;
-            if frame.pdu_type == proto::PduType::CapsuleCmd && frame.data_len > self.inline_data_size {
-                // More in-capsule data than the port offers: as the C target,
-                // a connection error (and we say so with a C2HTermReq).
-                return Err(Close::Protocol(proto::Error::DataLimit {
-                    length: frame.data_len,
-                    limit: self.inline_data_size,
-                }));
+    fn recv_header(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
+        let mut progress = false;
+        // The common header, then (once it is checked) the rest of the header.
+        loop {
+            let (have, want) = (inner.hdr_have, inner.hdr_want);
+            let Some(space) = inner.hdr.get_mut(have..want) else {
+                return Err(Close::Reason("receive state out of bounds"));
+            };
+            match self.sock.sock().recv(space).map_err(Close::Sock)? {
+                Io::Done(n) => inner.hdr_have += n,
+                Io::WouldBlock => return Ok(progress),
+                Io::Eof if have == 0 => return Err(Close::Quiet),
+                Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
             }
-            inner.hdr_want = frame.header_len;
-            if frame.header_len > proto::COMMON_HEADER_LEN {
-                return Ok(true);
+            progress = true;
+            if inner.hdr_have < inner.hdr_want {
+                continue;
+            }
+            if inner.hdr_want != proto::COMMON_HEADER_LEN || !self.check_common_header(inner)? {
+                break;
             }
         }
+        self.handle_header(inner, execute)
+    }
+
+    /// Checks the common header just received and sets how much header is
+    /// left to read; false if the PDU is the common header alone.
+    fn check_common_header(&self, inner: &mut Inner) -> Result<bool, Close> {
+        // Checked for this stage before reading more, so a bad header never
+        // makes us wait for the bytes it announced.
+        let ch = proto::CommonHeader::decode(&inner.hdr)?;
+        let frame = ch.frame(Role::Controller, inner.stage, MAX_DATA)?;
+        if frame.pdu_type == proto::PduType::CapsuleCmd && frame.data_len > self.inline_data_size {
+            // More in-capsule data than the port offers: as the C target, a
+            // connection error (and we say so with a C2HTermReq).
+            return Err(Close::Protocol(proto::Error::DataLimit {
+                length: frame.data_len,
+                limit: self.inline_data_size,
+            }));
+        }
+        inner.hdr_want = frame.header_len;
+        Ok(frame.header_len > proto::COMMON_HEADER_LEN)
+    }
+
+    /// A whole PDU header is in: handle it.
+    fn handle_header(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
         let header = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
         let (pdu, frame) = proto::Pdu::decode(header, Role::Controller, inner.stage, MAX_DATA)?;
         match pdu {
@@ -607,7 +634,7 @@ impl Queue {
         inner: &mut Inner,
         cmd: &proto::CapsuleCmd,
         frame: &proto::Frame,
-        execute: &mut KVec<u16>,
+        execute: &mut Option<u16>,
     ) -> Result<(), Close> {
         // A free slot: the Connect slot until the queue is installed.
         let tag = if self.reqs.as_ref().is_none() {
@@ -649,7 +676,7 @@ impl Queue {
                 s.state = SlotState::Executing;
             }
             inner.rx = self.next_header(inner);
-            execute.push(tag, GFP_KERNEL).map_err(|_| Close::Reason("no memory"))?;
+            *execute = Some(tag);
             return Ok(());
         }
         let in_capsule = sgl.type_ == proto::SGL_DATA_BLOCK_OFFSET;
@@ -685,7 +712,7 @@ impl Queue {
             if let Some(s) = self.slot(inner, tag) {
                 s.state = SlotState::Executing;
             }
-            execute.push(tag, GFP_KERNEL).map_err(|_| Close::Reason("no memory"))?;
+            *execute = Some(tag);
         }
         Ok(())
     }
@@ -721,14 +748,14 @@ impl Queue {
     }
 
     /// A data PDU (or in-capsule data) of `len` bytes for `tag` is complete.
-    fn data_done(&self, inner: &mut Inner, tag: u16, len: u32, execute: &mut KVec<u16>) -> Result<(), Close> {
+    fn data_done(&self, inner: &mut Inner, tag: u16, len: u32, execute: &mut Option<u16>) -> Result<(), Close> {
         let transfer = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0);
         inner.rx = self.next_header(inner);
         let slot = self.slot(inner, tag).ok_or(Close::Reason("data for a missing command"))?;
         slot.rbytes = slot.rbytes.saturating_add(len);
         if slot.rbytes as usize >= transfer {
             slot.state = SlotState::Executing;
-            execute.push(tag, GFP_KERNEL).map_err(|_| Close::Reason("no memory"))?;
+            *execute = Some(tag);
         }
         Ok(())
     }
