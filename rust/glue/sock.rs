@@ -217,6 +217,13 @@ impl Socket {
         unsafe { bindings::nvtr_sock_set_priority(self.raw(), priority) }
     }
 
+    /// Drops unsent data at close instead of lingering (`sock_no_linger`), so
+    /// a connection that comes back does not see stale PDUs.
+    pub(crate) fn set_no_linger(&self) {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_no_linger(self.raw()) }
+    }
+
     /// Sets the IP type of service.
     pub(crate) fn set_tos(&self, tos: i32) {
         // SAFETY: `self.raw()` is a valid socket (type invariant).

@@ -67,6 +67,7 @@ impl WorkItem for Port {
         loop {
             match this.listener.sock().accept() {
                 Ok(Some(sock)) => {
+                    sock.set_no_linger();
                     let priority = target_params::so_priority();
                     if priority > 0 {
                         sock.set_priority(priority);
@@ -80,6 +81,14 @@ impl WorkItem for Port {
                 }
             }
         }
+    }
+}
+
+impl Port {
+    /// The key by which queues remember their port (its address, unique while
+    /// the port is enabled; never dereferenced).
+    pub(crate) fn key(&self) -> usize {
+        core::ptr::from_ref(self) as usize
     }
 }
 

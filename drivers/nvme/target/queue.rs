@@ -195,8 +195,12 @@ pub(crate) struct Queue {
     peer: SockAddr,
     /// Our address on this connection (discovery on wildcard ports).
     local: SockAddr,
-    /// The port it came in through.
-    port: Arc<Port>,
+    /// The port it came in through, as a key for `shutdown_port` (never
+    /// dereferenced: the queue does not keep the port, whose listening socket
+    /// must close when the port is removed).
+    port_key: usize,
+    /// Whether that port listens on a wildcard address.
+    port_is_any: bool,
     nport: PortHandle,
     inline_data_size: u32,
     closing: AtomicBool,
@@ -298,7 +302,8 @@ impl Queue {
                 idx,
                 peer,
                 local,
-                port: port.clone(),
+                port_key: port.key(),
+                port_is_any: port.addr.is_any(),
                 nport: port.nport.get().handle(),
                 inline_data_size: port.inline_data_size,
                 closing: AtomicBool::new(false),
@@ -1054,7 +1059,7 @@ pub(crate) fn delete_ctrl(ctrl_key: usize) {
 
 /// nvmet's `disc_traddr`: a wildcard port reports the address the host reached.
 pub(crate) fn disc_traddr(queue: &Queue, out: &mut [u8]) -> bool {
-    if queue.port.addr.is_any() {
+    if queue.port_is_any {
         queue.local.format_ip(out);
         true
     } else {
@@ -1074,7 +1079,7 @@ pub(crate) fn host_traddr(ctrl_key: usize, out: &mut [u8]) -> Result<usize> {
 
 /// Shuts down every queue that came in through `port`.
 pub(crate) fn shutdown_port(port: &Port) {
-    for q in QUEUES.lock().iter().filter(|q| core::ptr::eq(&*q.port, port)) {
+    for q in QUEUES.lock().iter().filter(|q| q.port_key == port.key()) {
         q.shutdown();
     }
 }
