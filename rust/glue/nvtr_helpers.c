@@ -172,6 +172,15 @@ unsigned short nvtr_addr_family(const struct sockaddr_storage *ss)
 	return ss->ss_family;
 }
 
+int nvtr_sock_incoming_cpu(struct socket *sock)
+{
+	int cpu = READ_ONCE(sock->sk->sk_incoming_cpu);
+
+	if (cpu < 0 || cpu >= nr_cpu_ids || !cpu_online(cpu))
+		return WORK_CPU_UNBOUND;
+	return cpu;
+}
+
 struct workqueue_struct *nvtr_alloc_io_wq(const char *name)
 {
 	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0, name);

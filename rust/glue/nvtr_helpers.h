@@ -61,6 +61,10 @@ int nvtr_addr_format_ip(const struct sockaddr_storage *ss, char *buf, size_t len
 bool nvtr_addr_is_any(const struct sockaddr_storage *ss);
 unsigned short nvtr_addr_family(const struct sockaddr_storage *ss);
 
+/* The CPU that receives the socket's packets, if known and online, else
+ * WORK_CPU_UNBOUND (for queue_work_on). */
+int nvtr_sock_incoming_cpu(struct socket *sock);
+
 /* A per-CPU, high-priority, reclaim-safe workqueue (alloc_workqueue is variadic). */
 struct workqueue_struct *nvtr_alloc_io_wq(const char *name);
 

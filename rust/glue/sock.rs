@@ -217,6 +217,13 @@ impl Socket {
         unsafe { bindings::nvtr_sock_set_priority(self.raw(), priority) }
     }
 
+    /// The CPU that receives this connection's packets (a CPU number for
+    /// [`crate::glue::workqueue::ModuleWq::enqueue_on`], or "any").
+    pub(crate) fn incoming_cpu(&self) -> i32 {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_incoming_cpu(self.raw()) }
+    }
+
     /// Drops unsent data at close instead of lingering (`sock_no_linger`), so
     /// a connection that comes back does not see stale PDUs.
     pub(crate) fn set_no_linger(&self) {

@@ -7,7 +7,11 @@
 
 use super::bindings;
 use core::{ptr::NonNull, sync::atomic::{AtomicPtr, Ordering}};
-use kernel::{prelude::*, str::CStrExt, workqueue::Queue};
+use kernel::{
+    prelude::*,
+    str::CStrExt,
+    workqueue::{Queue, RawWorkItem},
+};
 
 /// A module-wide workqueue: created in module init, destroyed on unload.
 ///
@@ -36,6 +40,25 @@ impl ModuleWq {
             return Err(EBUSY);
         }
         Ok(ModuleWqGuard { wq: self })
+    }
+
+    /// Queues `w` to run on `cpu` (a CPU number, or `WORK_CPU_UNBOUND` for
+    /// the local one), as `queue_work_on`; `None` (and `w` dropped) once the
+    /// queue is gone.
+    pub(crate) fn enqueue_on<W, const ID: u64>(&self, cpu: i32, w: W) -> Option<W::EnqueueOutput>
+    where
+        W: RawWorkItem<ID> + Send + 'static,
+    {
+        let raw = self.ptr.load(Ordering::Acquire);
+        if raw.is_null() {
+            return None;
+        }
+        // SAFETY: as in `kernel::workqueue::Queue::enqueue`: the closure returns
+        // `false` only if the work is already queued, `W` is `Send + 'static`,
+        // and `queue_work_on` only uses the pointer `__enqueue` guarantees valid.
+        // `raw` is a live queue (type invariant); a `cpu` that is not a valid
+        // online CPU is WORK_CPU_UNBOUND (`Socket::incoming_cpu`).
+        Some(unsafe { w.__enqueue(move |work| bindings::queue_work_on(cpu, raw, work)) })
     }
 
     /// The queue, while it exists.

@@ -362,14 +362,14 @@ impl Queue {
         Self::kick(queue.as_arc_borrow());
     }
 
-    /// Queues the I/O work (a no-op if it is already queued).
+    /// Queues the I/O work (a no-op if it is already queued) on the CPU that
+    /// receives the connection's packets, as the C target does.
     fn kick(this: ArcBorrow<'_, Self>) {
         if this.closing.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(wq) = WQ.get() {
-            let _ = wq.enqueue::<_, 1>(Arc::from(this));
-        }
+        let cpu = this.sock.sock().incoming_cpu();
+        let _ = WQ.enqueue_on::<_, 1>(cpu, Arc::from(this));
     }
 
     /// Shuts the connection down; its I/O work then releases the queue.
