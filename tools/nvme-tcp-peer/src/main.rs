@@ -66,6 +66,8 @@ struct DataCase {
     what: &'static str,
     expect: Expect,
     digests: Digests,
+    /// Keep-alive timeout the controller is connected with, in ms.
+    kato_ms: u32,
     send: fn(&mut Session, &proto::R2t) -> io::Result<()>,
 }
 
@@ -83,6 +85,7 @@ const DATA_CASES: &[DataCase] = &[
         what: "H2CData whose ttag names no command",
         expect: Expect::Term(Fes::InvalidHeaderField),
         digests: NO_DIGESTS,
+        kato_ms: 15000,
         send: |s, r| s.send_h2c(&h2c(r, r.ttag.wrapping_add(7), 0, r.r2tl), None),
     },
     DataCase {
@@ -90,6 +93,7 @@ const DATA_CASES: &[DataCase] = &[
         what: "H2CData at offset 512 where 0 is due",
         expect: Expect::Term(Fes::DataOutOfRange),
         digests: NO_DIGESTS,
+        kato_ms: 15000,
         send: |s, r| s.send_h2c(&h2c(r, r.ttag, 512, 512), None),
     },
     DataCase {
@@ -97,6 +101,7 @@ const DATA_CASES: &[DataCase] = &[
         what: "H2CData with twice the data the R2T asked for",
         expect: Expect::Term(Fes::DataOutOfRange),
         digests: NO_DIGESTS,
+        kato_ms: 15000,
         send: |s, r| s.send_h2c(&h2c(r, r.ttag, 0, 2 * r.r2tl), None),
     },
     DataCase {
@@ -104,6 +109,7 @@ const DATA_CASES: &[DataCase] = &[
         what: "H2CData whose datal disagrees with its plen (more data than announced)",
         expect: Expect::Term(Fes::InvalidHeaderField),
         digests: NO_DIGESTS,
+        kato_ms: 15000,
         send: |s, r| s.send_h2c(&h2c(r, r.ttag, 0, r.r2tl), Some(r.r2tl + 512)),
     },
     DataCase {
@@ -111,6 +117,7 @@ const DATA_CASES: &[DataCase] = &[
         what: "H2CData with a wrong data digest",
         expect: Expect::Close,
         digests: DDGST,
+        kato_ms: 15000,
         send: |s, r| s.send_h2c_bad_ddgst(&h2c(r, r.ttag, 0, r.r2tl)),
     },
     DataCase {
@@ -118,6 +125,7 @@ const DATA_CASES: &[DataCase] = &[
         what: "H2CData for the ttag of a command that has no R2T",
         expect: Expect::Term(Fes::InvalidHeaderField),
         digests: NO_DIGESTS,
+        kato_ms: 15000,
         send: |s, r| {
             // Complete the outstanding write properly, then send more data for it.
             s.send_h2c(&h2c(r, r.ttag, 0, r.r2tl), None)?;
@@ -126,10 +134,19 @@ const DATA_CASES: &[DataCase] = &[
         },
     },
     DataCase {
+        name: "keep-alive-expiry",
+        what: "a controller with a 1 s keep-alive timeout goes silent with a write waiting for data",
+        expect: Expect::Close,
+        digests: NO_DIGESTS,
+        kato_ms: 1000,
+        send: |_, _| Ok(()),
+    },
+    DataCase {
         name: "rst-during-data",
         what: "half of the H2CData, then a TCP reset",
         expect: Expect::Gone,
         digests: NO_DIGESTS,
+        kato_ms: 15000,
         send: |s, r| s.reset_mid_h2c(&h2c(r, r.ttag, 0, r.r2tl)),
     },
 ];
@@ -340,7 +357,7 @@ fn run_case(addr: &str, case: &Case) -> Result<String, String> {
 
 fn run_data_case(addr: &str, case: &DataCase) -> Result<String, String> {
     let mut s = Session::open(addr, case.digests).map_err(|e| format!("set-up: {e}"))?;
-    let r2t = s.connect_and_write().map_err(|e| format!("set-up: {e}"))?;
+    let r2t = s.connect_and_write(case.kato_ms).map_err(|e| format!("set-up: {e}"))?;
     (case.send)(&mut s, &r2t).map_err(|e| format!("sending: {e}"))?;
     if let Expect::Gone = case.expect {
         return Ok("reset sent".into());

@@ -109,7 +109,7 @@ impl Session {
 
     /// Fabrics Connect for queue `qid` of controller `cntlid`; returns the
     /// controller id.
-    fn connect(&mut self, qid: u16, cntlid: u16) -> io::Result<u16> {
+    fn connect(&mut self, qid: u16, cntlid: u16, kato_ms: u32) -> io::Result<u16> {
         let mut sqe = [0u8; 64];
         sqe[0] = 0x7f;
         sqe[1] = SGL_METABUF;
@@ -120,7 +120,7 @@ impl Session {
         sqe[39] = proto::SGL_DATA_BLOCK_OFFSET;
         sqe[42..44].copy_from_slice(&qid.to_le_bytes());
         sqe[44..46].copy_from_slice(&31u16.to_le_bytes()); // sqsize, 0's based
-        sqe[48..52].copy_from_slice(&15000u32.to_le_bytes()); // kato, ms
+        sqe[48..52].copy_from_slice(&kato_ms.to_le_bytes());
         let mut data = [0u8; 1024];
         data[..16].copy_from_slice(&HOST_ID);
         data[16..18].copy_from_slice(&cntlid.to_le_bytes());
@@ -147,16 +147,17 @@ impl Session {
         self.recv_response().map(|_| ()).map_err(|e| other(format!("Property Set CC: {e}")))
     }
 
-    /// Connects a controller (admin queue on a second connection, which this
-    /// session keeps), makes this session its I/O queue 1, sends a 4 KiB
+    /// Connects a controller with keep-alive timeout `kato_ms` (admin queue on
+    /// a second connection, which this session keeps), makes this session its
+    /// I/O queue 1, sends a 4 KiB
     /// write to namespace 1 and returns the target's R2T for it.
-    pub fn connect_and_write(&mut self) -> io::Result<proto::R2t> {
+    pub fn connect_and_write(&mut self, kato_ms: u32) -> io::Result<proto::R2t> {
         let addr = self.s.peer_addr()?;
         let mut admin = Session::open(&addr.to_string(), self.d)?;
-        let cntlid = admin.connect(0, 0xffff)?;
+        let cntlid = admin.connect(0, 0xffff, kato_ms)?;
         admin.enable()?;
         self.admin = Some(Box::new(admin));
-        self.connect(1, cntlid)?;
+        self.connect(1, cntlid, kato_ms)?;
         let mut sqe = [0u8; 64];
         sqe[0] = 0x01; // Write
         sqe[1] = SGL_METABUF;
