@@ -144,8 +144,6 @@ pub(crate) mod status {
     pub(crate) const SGL_INVALID_DATA: u16 = bindings::NVME_SC_SGL_INVALID_DATA as u16;
     /// SGL offset invalid.
     pub(crate) const SGL_INVALID_OFFSET: u16 = bindings::NVME_SC_SGL_INVALID_OFFSET as u16;
-    /// Connect: controller busy.
-    pub(crate) const CONNECT_CTRL_BUSY: u16 = bindings::NVME_SC_CONNECT_CTRL_BUSY as u16;
 }
 
 /// A fabrics transport for nvmet.
