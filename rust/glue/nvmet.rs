@@ -5,6 +5,7 @@
 //! C: `drivers/nvme/target/nvmet.h` (`struct nvmet_fabrics_ops`, `struct nvmet_port`).
 
 use super::bindings;
+use super::sock::{Bvecs, Socket};
 use core::{ffi::c_void, marker::PhantomData};
 use kernel::{
     error::from_result,
@@ -553,19 +554,27 @@ impl<Q: NvmetQueue> Request<Q> {
     }
 
     /// Receives up to `len` bytes from `sock` into the data buffer at `offset`.
-    pub(crate) fn recv_data(&self, sock: &super::sock::Socket, offset: u32, len: u32) -> Result<DataIo> {
+    pub(crate) fn recv_data(&self, sock: &Socket, bvs: &mut Bvecs, offset: u32, len: u32) -> Result<DataIo> {
         // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
-        // `offset + len` within it; the socket is valid.
-        let ret = unsafe { bindings::nvtr_sock_recv_sg(sock.raw(), (*self.raw()).sg, offset, len) };
-        super::sock::Socket::io_result(ret, true)
+        // `offset + len` within it; the socket and the table are valid, and
+        // the table is ours alone for the call (`&mut`).
+        let ret = unsafe { bindings::nvtr_sock_recv_sg(sock.raw(), bvs.raw(), (*self.raw()).sg, offset, len) };
+        Socket::io_result(ret, true)
     }
 
     /// Sends up to `len` bytes of the data buffer from `offset` (pages are
     /// spliced, not copied).
-    pub(crate) fn send_data(&self, sock: &super::sock::Socket, offset: u32, len: u32, more: bool) -> Result<DataIo> {
+    pub(crate) fn send_data(
+        &self,
+        sock: &Socket,
+        bvs: &mut Bvecs,
+        offset: u32,
+        len: u32,
+        more: bool,
+    ) -> Result<DataIo> {
         // SAFETY: as in `recv_data`.
-        let ret = unsafe { bindings::nvtr_sock_send_sg(sock.raw(), (*self.raw()).sg, offset, len, more) };
-        super::sock::Socket::io_result(ret, false)
+        let ret = unsafe { bindings::nvtr_sock_send_sg(sock.raw(), bvs.raw(), (*self.raw()).sg, offset, len, more) };
+        Socket::io_result(ret, false)
     }
 
     /// Adds `len` bytes of the data buffer from `offset` to a running CRC32C

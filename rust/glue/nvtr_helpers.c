@@ -7,6 +7,7 @@
 #include <linux/crc32.h>
 #include <linux/llist.h>
 #include <linux/scatterlist.h>
+#include <linux/slab.h>
 #include <linux/uio.h>
 #include <linux/inet.h>
 #include <linux/net.h>
@@ -211,15 +212,32 @@ void nvtr_init_llist_head(struct llist_head *head)
 	init_llist_head(head);
 }
 
-/* Segments per socket call: bounded so the bvec array fits the stack. */
-#define NVTR_SG_BATCH 16
+/* Scratch segment table for one socket call, owned by one queue. */
+struct nvtr_bvecs {
+	unsigned int max;
+	struct bio_vec bv[];
+};
+
+struct nvtr_bvecs *nvtr_bvecs_alloc(unsigned int n)
+{
+	struct nvtr_bvecs *bvs = kmalloc(struct_size(bvs, bv, n), GFP_KERNEL);
+
+	if (bvs)
+		bvs->max = n;
+	return bvs;
+}
+
+void nvtr_bvecs_free(struct nvtr_bvecs *bvs)
+{
+	kfree(bvs);
+}
 
 /*
- * Fills bv with the segments of sg covering [offset, offset + len), at most
- * NVTR_SG_BATCH of them; returns how many, and their total length in *total.
+ * Fills bvs with the segments of sg covering [offset, offset + len), as many
+ * as it holds; returns how many, and their total length in *total.
  */
 static unsigned int nvtr_sg_bvecs(struct scatterlist *sg, unsigned int offset,
-				  unsigned int len, struct bio_vec *bv,
+				  unsigned int len, struct nvtr_bvecs *bvs,
 				  size_t *total)
 {
 	unsigned int n = 0;
@@ -227,10 +245,10 @@ static unsigned int nvtr_sg_bvecs(struct scatterlist *sg, unsigned int offset,
 	*total = 0;
 	for (; sg && offset >= sg->length; sg = sg_next(sg))
 		offset -= sg->length;
-	for (; sg && len && n < NVTR_SG_BATCH; sg = sg_next(sg)) {
+	for (; sg && len && n < bvs->max; sg = sg_next(sg)) {
 		unsigned int seg = min(sg->length - offset, len);
 
-		bvec_set_page(&bv[n++], sg_page(sg), seg, sg->offset + offset);
+		bvec_set_page(&bvs->bv[n++], sg_page(sg), seg, sg->offset + offset);
 		*total += seg;
 		len -= seg;
 		offset = 0;
@@ -238,35 +256,35 @@ static unsigned int nvtr_sg_bvecs(struct scatterlist *sg, unsigned int offset,
 	return n;
 }
 
-int nvtr_sock_recv_sg(struct socket *sock, struct scatterlist *sg,
-		      unsigned int offset, unsigned int len)
+int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
+		      struct scatterlist *sg, unsigned int offset,
+		      unsigned int len)
 {
-	struct bio_vec bv[NVTR_SG_BATCH];
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
 	size_t total;
-	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bv, &total);
+	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bvs, &total);
 
 	if (!n)
 		return -EINVAL;
-	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bv, n, total);
+	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvs->bv, n, total);
 	return sock_recvmsg(sock, &msg, msg.msg_flags);
 }
 
-int nvtr_sock_send_sg(struct socket *sock, struct scatterlist *sg,
-		      unsigned int offset, unsigned int len, bool more)
+int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
+		      struct scatterlist *sg, unsigned int offset,
+		      unsigned int len, bool more)
 {
-	struct bio_vec bv[NVTR_SG_BATCH];
 	struct msghdr msg = {
 		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_SPLICE_PAGES,
 	};
 	size_t total;
-	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bv, &total);
+	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bvs, &total);
 
 	if (!n)
 		return -EINVAL;
 	if (more || total < len)
 		msg.msg_flags |= MSG_MORE;
-	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, n, total);
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvs->bv, n, total);
 	return sock_sendmsg(sock, &msg);
 }
 

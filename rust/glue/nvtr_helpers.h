@@ -86,13 +86,20 @@ void nvtr_init_llist_head(struct llist_head *head);
  * Socket I/O straight to and from the pages of a scatterlist, from byte
  * `offset` of it, without blocking: the number of bytes moved, -EAGAIN when
  * nothing can move now, 0 at EOF (receive), or another -errno. Sends splice
- * the pages (no copy); `more` sets MSG_MORE.
+ * the pages (no copy); `more` sets MSG_MORE. One call moves at most as many
+ * segments as `bvs` holds: its owner sizes it so that one call usually
+ * covers a whole PDU (each receive call may make TCP send an ACK).
  */
 struct scatterlist;
-int nvtr_sock_recv_sg(struct socket *sock, struct scatterlist *sg,
-		      unsigned int offset, unsigned int len);
-int nvtr_sock_send_sg(struct socket *sock, struct scatterlist *sg,
-		      unsigned int offset, unsigned int len, bool more);
+struct nvtr_bvecs;
+struct nvtr_bvecs *nvtr_bvecs_alloc(unsigned int n);
+void nvtr_bvecs_free(struct nvtr_bvecs *bvs);
+int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
+		      struct scatterlist *sg, unsigned int offset,
+		      unsigned int len);
+int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
+		      struct scatterlist *sg, unsigned int offset,
+		      unsigned int len, bool more);
 /* CRC32C (not inverted) of `len` bytes of sg from byte `offset`. */
 u32 nvtr_sg_crc32c(u32 crc, struct scatterlist *sg, unsigned int offset,
 		   unsigned int len);

@@ -124,6 +124,39 @@ unsafe impl Send for Socket {}
 // SAFETY: as above; `&Socket` only permits the internally synchronised calls.
 unsafe impl Sync for Socket {}
 
+/// Scratch segment table for moving a scatterlist's pages in one socket call.
+///
+/// # Invariants
+///
+/// `ptr` is a live table from `nvtr_bvecs_alloc`, owned by this value.
+pub(crate) struct Bvecs {
+    ptr: NonNull<bindings::nvtr_bvecs>,
+}
+
+impl Bvecs {
+    /// A table of `n` segments (`n` pages per socket call).
+    pub(crate) fn new(n: u32) -> Result<Self> {
+        // SAFETY: plain allocation; NULL on failure.
+        let raw = unsafe { bindings::nvtr_bvecs_alloc(n) };
+        Ok(Self { ptr: NonNull::new(raw).ok_or(ENOMEM)? })
+    }
+
+    /// The C table, for the glue layer's scatterlist I/O.
+    pub(super) fn raw(&mut self) -> *mut bindings::nvtr_bvecs {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Drop for Bvecs {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant) and no longer used.
+        unsafe { bindings::nvtr_bvecs_free(self.ptr.as_ptr()) }
+    }
+}
+
+// SAFETY: the table is plain memory that only its owner uses, through `&mut`.
+unsafe impl Send for Bvecs {}
+
 /// What a non-blocking receive or send achieved.
 pub(crate) enum Io {
     /// This many bytes were transferred (never 0).

@@ -17,7 +17,7 @@
 use crate::{
     glue::{
         nvmet::{status, Completions, NvmetQueue, NvmetSq, PortHandle, Request, Requests},
-        sock::{peer_log_allowed, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
+        sock::{peer_log_allowed, Bvecs, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
         target_params::{self, PollDeadline},
     },
     port::Port,
@@ -37,6 +37,9 @@ use kernel::{
 /// Largest H2CData PDU we accept (`maxh2cdata` in the ICResp), and largest
 /// data transfer of one command, as the C target.
 pub(crate) const MAX_DATA: u32 = 4 * 1024 * 1024;
+/// Pages one socket call moves to or from a command's data: 1 MiB, so that a
+/// data PDU usually takes one receive call (each may make TCP send an ACK).
+const BVECS: u32 = 256;
 /// Operations per run of the I/O work before it yields, as the C target.
 const IO_BUDGET: u32 = 64;
 /// The transfer tag of the R2T for a Connect command, before the queue has
@@ -156,6 +159,8 @@ struct Inner {
     poll: PollDeadline,
     /// The `maxh2cdata` this connection's ICResp offered.
     max_h2c: u32,
+    /// Segment table for data moved straight to and from command pages.
+    bvecs: Bvecs,
 }
 
 /// What a round of I/O found.
@@ -204,6 +209,10 @@ pub(crate) struct Queue {
     nport: PortHandle,
     inline_data_size: u32,
     closing: AtomicBool,
+    /// The I/O work is running (it checks `rerun` before it stops).
+    running: AtomicBool,
+    /// Something happened that the I/O work may not have seen yet.
+    rerun: AtomicBool,
     #[pin]
     sock: CallbackSocket<Queue>,
     #[pin]
@@ -251,10 +260,15 @@ impl WorkItem<1> for Queue {
     type Pointer = Arc<Queue>;
 
     fn run(this: Arc<Queue>) {
+        // While `running` is set, kicks only set `rerun`: this loop looks
+        // again before it stops, so a completion or packet that arrives while
+        // it runs costs no extra run of the work (see `kick`).
+        this.running.store(true, Ordering::SeqCst);
         let mut ops = 0;
         loop {
             let mut execute = None;
             if this.closing.load(Ordering::Acquire) {
+                this.running.store(false, Ordering::SeqCst);
                 return;
             }
             let result = {
@@ -268,16 +282,32 @@ impl WorkItem<1> for Queue {
             if let Some(req) = execute.and_then(|tag| this.request(tag)) {
                 req.execute();
             }
-            match result {
-                Err(close) => return this.close(close),
-                Ok(Round::Idle) if !executed => return,
-                Ok(Round::Polling) if !executed => return Self::kick(this.as_arc_borrow()),
-                Ok(_) => {}
+            let idle = match result {
+                Err(close) => {
+                    this.running.store(false, Ordering::SeqCst);
+                    return this.close(close);
+                }
+                Ok(Round::Idle) if !executed => true,
+                Ok(Round::Polling) if !executed => {
+                    this.running.store(false, Ordering::SeqCst);
+                    return Self::queue_io_work(this.as_arc_borrow());
+                }
+                Ok(_) => false,
+            };
+            if idle {
+                this.running.store(false, Ordering::SeqCst);
+                // Pairs with `kick`: either it saw `running` clear and queued
+                // the work, or this sees its `rerun` and goes round again.
+                if !this.rerun.swap(false, Ordering::SeqCst) {
+                    return;
+                }
+                this.running.store(true, Ordering::SeqCst);
             }
             ops += 1;
             if ops >= IO_BUDGET {
                 // Budget used up with work left: run again after others had a turn.
-                return Self::kick(this.as_arc_borrow());
+                this.running.store(false, Ordering::SeqCst);
+                return Self::queue_io_work(this.as_arc_borrow());
             }
         }
     }
@@ -307,6 +337,8 @@ impl Queue {
                 nport: port.nport.get().handle(),
                 inline_data_size: port.inline_data_size,
                 closing: AtomicBool::new(false),
+                running: AtomicBool::new(false),
+                rerun: AtomicBool::new(false),
                 sock <- CallbackSocket::new(sock),
                 sq <- NvmetSq::new(),
                 completions: Completions::new(),
@@ -332,6 +364,7 @@ impl Queue {
                     send_head: 0,
                     poll: PollDeadline::default(),
                     max_h2c: MAX_DATA,
+                    bvecs: Bvecs::new(BVECS)?,
                 }),
             }? Error),
             GFP_KERNEL,
@@ -362,9 +395,19 @@ impl Queue {
         Self::kick(queue.as_arc_borrow());
     }
 
+    /// Makes the I/O work look at the queue: a socket event, or a completion.
+    fn kick(this: ArcBorrow<'_, Self>) {
+        // The event is visible before `rerun` is set; a running work either
+        // sees `rerun` before it stops, or had already stopped (see `run`).
+        this.rerun.store(true, Ordering::SeqCst);
+        if !this.running.load(Ordering::SeqCst) {
+            Self::queue_io_work(this);
+        }
+    }
+
     /// Queues the I/O work (a no-op if it is already queued) on the CPU that
     /// receives the connection's packets, as the C target does.
-    fn kick(this: ArcBorrow<'_, Self>) {
+    fn queue_io_work(this: ArcBorrow<'_, Self>) {
         if this.closing.load(Ordering::Relaxed) {
             return;
         }
@@ -471,7 +514,7 @@ impl Queue {
             Rx::Data { tag, offset, len, done, crc } => {
                 let req = self.request(tag).ok_or(Close::Reason("data for a missing command"))?;
                 let at = offset + done;
-                let n = match req.recv_data(self.sock.sock(), at, len - done).map_err(Close::Sock)? {
+                let n = match req.recv_data(self.sock.sock(), &mut inner.bvecs, at, len - done).map_err(Close::Sock)? {
                     Io::Done(n) => n as u32,
                     Io::WouldBlock => return Ok(false),
                     Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
@@ -817,7 +860,7 @@ impl Queue {
                     let more = Self::digests(inner).data
                         || !self.sq.sqhd_disabled()
                         || inner.send_head < inner.sendq.len();
-                    match req.send_data(self.sock.sock(), done, len - done, more).map_err(Close::Sock)? {
+                    match req.send_data(self.sock.sock(), &mut inner.bvecs, done, len - done, more).map_err(Close::Sock)? {
                         Io::Done(n) => {
                             inner.tx = Some((tag, kind, TxStep::Data { done: done + n as u32, len }));
                             progress = true;
