@@ -577,6 +577,17 @@ impl<Q: NvmetQueue> Request<Q> {
         Socket::io_result(ret, false)
     }
 
+    /// Copies `bytes` into the data buffer at `offset` (bytes read ahead of
+    /// the socket with a PDU header).
+    pub(crate) fn copy_in(&self, offset: u32, bytes: &[u8]) {
+        // CAST: the callers copy at most a PDU header's worth.
+        let len = bytes.len() as u32;
+        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
+        // `offset + len` within it (the helper stops at the end of `sg`
+        // anyway); `bytes` is valid for `len` bytes.
+        unsafe { bindings::nvtr_sg_copy_in((*self.raw()).sg, offset, bytes.as_ptr().cast(), len) }
+    }
+
     /// Adds `len` bytes of the data buffer from `offset` to a running CRC32C
     /// (raw register value, not inverted).
     pub(crate) fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32 {

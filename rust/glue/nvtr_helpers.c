@@ -288,6 +288,22 @@ int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
 	return sock_sendmsg(sock, &msg);
 }
 
+void nvtr_sg_copy_in(struct scatterlist *sg, unsigned int offset,
+		     const void *buf, unsigned int len)
+{
+	for (; sg && offset >= sg->length; sg = sg_next(sg))
+		offset -= sg->length;
+	for (; sg && len; sg = sg_next(sg)) {
+		unsigned int seg = min(sg->length - offset, len);
+
+		/* sgl_alloc() pages are never highmem (GFP_KERNEL). */
+		memcpy(sg_virt(sg) + offset, buf, seg);
+		buf += seg;
+		len -= seg;
+		offset = 0;
+	}
+}
+
 u32 nvtr_sg_crc32c(u32 crc, struct scatterlist *sg, unsigned int offset,
 		   unsigned int len)
 {

@@ -100,6 +100,9 @@ int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
 int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
 		      struct scatterlist *sg, unsigned int offset,
 		      unsigned int len, bool more);
+/* Copies `len` bytes of buf into sg from byte `offset` of it. */
+void nvtr_sg_copy_in(struct scatterlist *sg, unsigned int offset,
+		     const void *buf, unsigned int len);
 /* CRC32C (not inverted) of `len` bytes of sg from byte `offset`. */
 u32 nvtr_sg_crc32c(u32 crc, struct scatterlist *sg, unsigned int offset,
 		   unsigned int len);

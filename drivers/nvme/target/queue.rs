@@ -102,6 +102,56 @@ enum Rx {
     Discard { left: u32 },
 }
 
+/// How much a header receive asks for when only the PDU's start is known: a
+/// whole command capsule header, so that one receive call usually reads it.
+const HEADER_READ_AHEAD: usize = proto::CAPSULE_CMD_HLEN + proto::DIGEST_LEN;
+
+/// Bytes received past the end of a PDU header (at most
+/// [`HEADER_READ_AHEAD`]): the start of its data or of the next PDU.
+#[derive(Clone, Copy)]
+struct Ahead {
+    buf: [u8; HEADER_READ_AHEAD],
+    pos: usize,
+    len: usize,
+}
+
+impl Ahead {
+    const EMPTY: Ahead = Ahead { buf: [0; HEADER_READ_AHEAD], pos: 0, len: 0 };
+
+    fn pending(&self) -> &[u8] {
+        self.buf.get(self.pos..self.len).unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.len);
+    }
+
+    /// Keeps `bytes` (at most the buffer's size) to be read first; what was
+    /// pending must have been consumed.
+    fn keep(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len());
+        if let (Some(dst), Some(src)) = (self.buf.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        self.pos = 0;
+        self.len = n;
+    }
+
+    /// Receives into `dst`: bytes read ahead first, else from the socket.
+    fn recv(&mut self, sock: &Socket, dst: &mut [u8]) -> Result<Io> {
+        let pending = self.pending();
+        if pending.is_empty() {
+            return sock.recv(dst);
+        }
+        let n = pending.len().min(dst.len());
+        if let (Some(d), Some(p)) = (dst.get_mut(..n), pending.get(..n)) {
+            d.copy_from_slice(p);
+        }
+        self.consume(n);
+        Ok(Io::Done(n))
+    }
+}
+
 /// What the send side is doing for the command it is sending.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TxStep {
@@ -139,6 +189,8 @@ struct Inner {
     hdr: [u8; proto::MAX_HEADER_LEN],
     hdr_have: usize,
     hdr_want: usize,
+    /// Bytes read past the end of a PDU header, consumed before the socket.
+    ahead: Ahead,
     /// The PDU header being sent, and how much of it went out.
     tx_hdr: [u8; proto::MAX_HEADER_LEN],
     tx_len: usize,
@@ -352,6 +404,7 @@ impl Queue {
                     hdr: [0; proto::MAX_HEADER_LEN],
                     hdr_have: 0,
                     hdr_want: proto::COMMON_HEADER_LEN,
+                    ahead: Ahead::EMPTY,
                     tx_hdr: [0; proto::MAX_HEADER_LEN],
                     tx_len: 0,
                     tx_sent: 0,
@@ -514,10 +567,19 @@ impl Queue {
             Rx::Data { tag, offset, len, done, crc } => {
                 let req = self.request(tag).ok_or(Close::Reason("data for a missing command"))?;
                 let at = offset + done;
-                let n = match req.recv_data(self.sock.sock(), &mut inner.bvecs, at, len - done).map_err(Close::Sock)? {
-                    Io::Done(n) => n as u32,
-                    Io::WouldBlock => return Ok(false),
-                    Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
+                let ahead = inner.ahead.pending();
+                let n = if !ahead.is_empty() {
+                    // CAST: `ahead` is at most HEADER_READ_AHEAD bytes.
+                    let n = (ahead.len() as u32).min(len - done);
+                    req.copy_in(at, ahead.get(..n as usize).unwrap_or(&[]));
+                    inner.ahead.consume(n as usize);
+                    n
+                } else {
+                    match req.recv_data(self.sock.sock(), &mut inner.bvecs, at, len - done).map_err(Close::Sock)? {
+                        Io::Done(n) => n as u32,
+                        Io::WouldBlock => return Ok(false),
+                        Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
+                    }
                 };
                 let n = n.min(len - done);
                 let crc = crc.map(|c| req.data_crc(c, at, n));
@@ -534,7 +596,7 @@ impl Queue {
             }
             Rx::DataDigest { tag, len, expected, have } => {
                 let buf = inner.hdr.get_mut(have..proto::DIGEST_LEN).unwrap_or(&mut []);
-                let n = match self.sock.sock().recv(buf).map_err(Close::Sock)? {
+                let n = match inner.ahead.recv(self.sock.sock(), buf).map_err(Close::Sock)? {
                     Io::Done(n) => n,
                     Io::WouldBlock => return Ok(false),
                     Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
@@ -556,7 +618,7 @@ impl Queue {
             Rx::Discard { left } => {
                 let mut sink = [0u8; 256];
                 let want = (left as usize).min(sink.len());
-                let n = match self.sock.sock().recv(sink.get_mut(..want).unwrap_or(&mut [])).map_err(Close::Sock)? {
+                let n = match inner.ahead.recv(self.sock.sock(), sink.get_mut(..want).unwrap_or(&mut [])).map_err(Close::Sock)? {
                     Io::Done(n) => n as u32,
                     Io::WouldBlock => return Ok(false),
                     Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
@@ -578,12 +640,15 @@ impl Queue {
     fn recv_header(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
         let mut progress = false;
         // The common header, then (once it is checked) the rest of the header.
+        // Knowing nothing yet, ask for a whole capsule header: what arrives
+        // past this PDU's header is kept in `ahead` for what follows.
         loop {
             let (have, want) = (inner.hdr_have, inner.hdr_want);
-            let Some(space) = inner.hdr.get_mut(have..want) else {
+            let ask = if have == 0 { want.max(HEADER_READ_AHEAD) } else { want };
+            let Some(space) = inner.hdr.get_mut(have..ask) else {
                 return Err(Close::Reason("receive state out of bounds"));
             };
-            match self.sock.sock().recv(space).map_err(Close::Sock)? {
+            match inner.ahead.recv(self.sock.sock(), space).map_err(Close::Sock)? {
                 Io::Done(n) => inner.hdr_have += n,
                 Io::WouldBlock => return Ok(progress),
                 Io::Eof if have == 0 => return Err(Close::Quiet),
@@ -593,9 +658,22 @@ impl Queue {
             if inner.hdr_have < inner.hdr_want {
                 continue;
             }
-            if inner.hdr_want != proto::COMMON_HEADER_LEN || !self.check_common_header(inner)? {
+            if inner.hdr_want != proto::COMMON_HEADER_LEN
+                || !self.check_common_header(inner)?
+                || inner.hdr_have >= inner.hdr_want
+            {
                 break;
             }
+        }
+        if inner.hdr_have > inner.hdr_want {
+            // Only a header read that started with nothing ahead reads past
+            // the header, and it drained `ahead` first.
+            if !inner.ahead.pending().is_empty() {
+                return Err(Close::Reason("receive state out of order"));
+            }
+            let extra = inner.hdr.get(inner.hdr_want..inner.hdr_have).unwrap_or(&[]);
+            inner.ahead.keep(extra);
+            inner.hdr_have = inner.hdr_want;
         }
         self.handle_header(inner, execute)
     }
@@ -1023,7 +1101,7 @@ impl Queue {
     fn send_term_req(&self, err: &proto::Error) {
         let mut term = [0u8; proto::TERM_REQ_MAX_LEN];
         let inner = self.inner.lock();
-        let offending = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
+        let offending = inner.hdr.get(..inner.hdr_have.min(inner.hdr_want)).unwrap_or(&[]);
         let len = proto::TermReq::c2h(err).encode(&mut term, offending).unwrap_or(0);
         drop(inner);
         if let Some(pdu) = term.get(..len).filter(|p| !p.is_empty()) {
