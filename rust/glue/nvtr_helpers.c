@@ -100,6 +100,15 @@ bool nvtr_sk_closing(struct socket *sock)
 	}
 }
 
+bool nvtr_sk_readable(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	return !skb_queue_empty_lockless(&sk->sk_receive_queue) ||
+	       READ_ONCE(sk->sk_err) ||
+	       (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN);
+}
+
 void nvtr_sock_set_nodelay(struct socket *sock)
 {
 	tcp_sock_set_nodelay(sock->sk);

@@ -38,6 +38,12 @@ bool nvtr_sk_restore(struct socket *sock, struct nvtr_sk_ctx *ctx);
 /* A TCP socket of family af in the initial network namespace. */
 int nvtr_sock_create(unsigned short af, struct socket **res);
 /* True once the connection is closing or closed (FIN or RST seen or sent). */
+/*
+ * Whether a receive would find something (data, an error or the peer's FIN),
+ * without taking the socket lock. Data queued after a false answer is always
+ * followed by a data_ready callback.
+ */
+bool nvtr_sk_readable(struct socket *sock);
 bool nvtr_sk_closing(struct socket *sock);
 /* Options and per-socket settings (no sockopt syscalls in the kernel). */
 void nvtr_sock_set_nodelay(struct socket *sock);

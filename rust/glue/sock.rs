@@ -318,6 +318,14 @@ impl Socket {
         unsafe { bindings::kernel_recvmsg(self.raw(), &mut msg, &mut iov, 1, buf.len(), flags as i32) }
     }
 
+    /// Whether a receive would find something (data, an error or EOF), at the
+    /// cost of a few loads; anything queued after `false` is followed by a
+    /// data-ready event.
+    pub(crate) fn readable(&self) -> bool {
+        // SAFETY: the socket is valid (type invariant); lockless reads only.
+        unsafe { bindings::nvtr_sk_readable(self.raw()) }
+    }
+
     /// Receives what is there, up to `buf.len()` bytes, without blocking.
     pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Io> {
         if buf.is_empty() {

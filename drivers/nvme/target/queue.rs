@@ -323,6 +323,9 @@ impl WorkItem<1> for Queue {
                 this.running.store(false, Ordering::SeqCst);
                 return;
             }
+            // This round sees every event kicked so far; only later ones
+            // need another. (A swap: later loads cannot pass it.)
+            this.rerun.swap(false, Ordering::SeqCst);
             let result = {
                 let mut inner = this.inner.lock();
                 this.io_round(&mut inner, &mut execute)
@@ -350,7 +353,7 @@ impl WorkItem<1> for Queue {
                 this.running.store(false, Ordering::SeqCst);
                 // Pairs with `kick`: either it saw `running` clear and queued
                 // the work, or this sees its `rerun` and goes round again.
-                if !this.rerun.swap(false, Ordering::SeqCst) {
+                if !this.rerun.load(Ordering::SeqCst) {
                     return;
                 }
                 this.running.store(true, Ordering::SeqCst);
@@ -562,6 +565,10 @@ impl Queue {
     /// Receives what the socket has, and handles complete PDUs; true if
     /// progress was made.
     fn recv(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
+        // A receive call that finds nothing costs as much as one that works.
+        if inner.ahead.pending().is_empty() && !self.sock.sock().readable() {
+            return Ok(false);
+        }
         match inner.rx {
             Rx::Header => self.recv_header(inner, execute),
             Rx::Data { tag, offset, len, done, crc } => {
