@@ -6,6 +6,7 @@
 #   make check           every test: protocol crate on the host, then the VM suite
 #   make demo            configfs target + nvme connect in a VM
 #   make bench           C and Rust targets side by side in one VM, as ratios
+#   make deb             the DKMS package nvme-tcp-rs-dkms_*.deb (Documentation/dkms.md)
 #   make clean
 #
 # Building for a kernel of your own (see Documentation/building.md):
@@ -49,7 +50,7 @@ clean:
 	$(MAKE) -C $(KDIR) M=$(REPO) KSRC=$(abspath $(KSRC)) clean
 endif
 
-.PHONY: modules all clean check demo bench
+.PHONY: modules all clean check demo bench deb
 
 check:
 	$(REPO)/tools/check
@@ -59,3 +60,6 @@ demo:
 
 bench:
 	$(REPO)/tools/bench
+
+deb:
+	$(REPO)/tools/deb

@@ -24,7 +24,7 @@ load_kernel_conf() {
 
 # The tree is keyed by everything that decides its contents.
 tree_key() {
-	cat "$REPO/tools/tree" "$REPO/tools/lib.sh" "$KCONF" | sha256sum | cut -c1-16
+	cat "$REPO/tools/tree" "$REPO/tools/lib.sh" "$REPO/tools/prepare-kernel" "$KCONF" | sha256sum | cut -c1-16
 }
 
 tree_path() {

@@ -8,6 +8,8 @@ MODDIR=/lib/modules/$KVER
 CFS=/sys/kernel/config/nvmet
 NQN=nqn.2026-11.io.nvme-tcp-rs:test
 PEER=${NVME_TCP_PEER:-$REPO/target/tree/release/nvme-tcp-peer}
+# Kernel log lines that fail a test: warnings, oopses, sanitizer and lockdep reports.
+SPLAT='WARNING:|BUG:|Oops|KASAN|UBSAN|lockdep|possible (circular|recursive) locking|refcount_t:|blocked for more than|general protection fault|Kernel panic|list_(add|del) corruption|stack-protector|Call Trace'
 
 fail() {
 	echo "FAILED: $*" >&2
