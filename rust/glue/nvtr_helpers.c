@@ -221,6 +221,15 @@ void nvtr_init_llist_head(struct llist_head *head)
 	init_llist_head(head);
 }
 
+/* The entry of sg holding byte *offset of it; *offset becomes relative to it. */
+static struct scatterlist *nvtr_sg_seek(struct scatterlist *sg,
+					unsigned int *offset)
+{
+	for (; sg && *offset >= sg->length; sg = sg_next(sg))
+		*offset -= sg->length;
+	return sg;
+}
+
 /* Scratch segment table for one socket call, owned by one queue. */
 struct nvtr_bvecs {
 	unsigned int max;
@@ -252,8 +261,7 @@ static unsigned int nvtr_sg_bvecs(struct scatterlist *sg, unsigned int offset,
 	unsigned int n = 0;
 
 	*total = 0;
-	for (; sg && offset >= sg->length; sg = sg_next(sg))
-		offset -= sg->length;
+	sg = nvtr_sg_seek(sg, &offset);
 	for (; sg && len && n < bvs->max; sg = sg_next(sg)) {
 		unsigned int seg = min(sg->length - offset, len);
 
@@ -300,8 +308,7 @@ int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
 void nvtr_sg_copy_in(struct scatterlist *sg, unsigned int offset,
 		     const void *buf, unsigned int len)
 {
-	for (; sg && offset >= sg->length; sg = sg_next(sg))
-		offset -= sg->length;
+	sg = nvtr_sg_seek(sg, &offset);
 	for (; sg && len; sg = sg_next(sg)) {
 		unsigned int seg = min(sg->length - offset, len);
 
@@ -316,8 +323,7 @@ void nvtr_sg_copy_in(struct scatterlist *sg, unsigned int offset,
 u32 nvtr_sg_crc32c(u32 crc, struct scatterlist *sg, unsigned int offset,
 		   unsigned int len)
 {
-	for (; sg && offset >= sg->length; sg = sg_next(sg))
-		offset -= sg->length;
+	sg = nvtr_sg_seek(sg, &offset);
 	for (; sg && len; sg = sg_next(sg)) {
 		unsigned int seg = min(sg->length - offset, len);
 
