@@ -42,6 +42,12 @@ pub(crate) const MAX_DATA: u32 = 4 * 1024 * 1024;
 const BVECS: u32 = 256;
 /// Operations per run of the I/O work before it yields, as the C target.
 const IO_BUDGET: u32 = 64;
+/// Receive steps (a header, or a piece of data) per round of the I/O work.
+const RECV_BUDGET: usize = 16;
+/// Commands started per round: received in one go, executed together once the
+/// lock is dropped, their responses then sent back to back (as the C target,
+/// which receives up to 8 PDUs before it sends).
+const EXEC_BUDGET: usize = 8;
 /// The transfer tag of the R2T for a Connect command, before the queue has
 /// its commands.
 const CONNECT_TTAG: u16 = 0xffff;
@@ -225,6 +231,34 @@ enum Round {
     Polling,
 }
 
+/// Commands whose data is in, executed once the round has dropped the lock.
+struct Ready {
+    tags: [u16; EXEC_BUDGET],
+    len: usize,
+}
+
+impl Ready {
+    const fn new() -> Self {
+        Ready { tags: [0; EXEC_BUDGET], len: 0 }
+    }
+
+    fn push(&mut self, tag: u16) -> Result<(), Close> {
+        // The receive loop stops while there is room for one more.
+        let slot = self.tags.get_mut(self.len).ok_or(Close::Reason("too many commands ready in one round"))?;
+        *slot = tag;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= EXEC_BUDGET
+    }
+
+    fn tags(&self) -> &[u16] {
+        self.tags.get(..self.len).unwrap_or(&[])
+    }
+}
+
 /// Why a queue is being closed.
 enum Close {
     /// The peer violated the protocol: log it, tell the peer (C2HTermReq), close.
@@ -318,7 +352,7 @@ impl WorkItem<1> for Queue {
         this.running.store(true, Ordering::SeqCst);
         let mut ops = 0;
         loop {
-            let mut execute = None;
+            let mut ready = Ready::new();
             if this.closing.load(Ordering::Acquire) {
                 this.running.store(false, Ordering::SeqCst);
                 return;
@@ -328,13 +362,13 @@ impl WorkItem<1> for Queue {
             this.rerun.swap(false, Ordering::SeqCst);
             let result = {
                 let mut inner = this.inner.lock();
-                this.io_round(&mut inner, &mut execute)
+                this.io_round(&mut inner, &mut ready)
             };
             // Outside the lock: nvmet may call back into the transport
-            // (`install_queue`), and a command that completes at once has its
-            // response sent in the next round of this same run.
-            let executed = execute.is_some();
-            if let Some(req) = execute.and_then(|tag| this.request(tag)) {
+            // (`install_queue`), and commands that complete at once have their
+            // responses sent together in the next round of this same run.
+            let executed = !ready.tags().is_empty();
+            for req in ready.tags().iter().filter_map(|&tag| this.request(tag)) {
                 req.execute();
             }
             let idle = match result {
@@ -504,12 +538,21 @@ impl Queue {
 
     /// One round of I/O: hands completed commands to the send side, sends and
     /// receives what the socket takes and has. Commands ready to run are added
-    /// to `execute`.
-    fn io_round(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<Round, Close> {
+    /// to `ready`.
+    fn io_round(&self, inner: &mut Inner, ready: &mut Ready) -> Result<Round, Close> {
         self.grow_slots(inner)?;
         self.take_completions(inner)?;
         let sent = self.send(inner)?;
-        let received = self.recv(inner, execute)?;
+        let mut received = false;
+        for _ in 0..RECV_BUDGET {
+            // A Connect command is executed before anything else is read: it
+            // gives the queue its command slots.
+            let connecting = self.reqs.as_ref().is_none() && !ready.tags().is_empty();
+            if connecting || ready.is_full() || !self.recv(inner, ready)? {
+                break;
+            }
+            received = true;
+        }
         if sent || received {
             // With idle_poll_period_usecs, activity re-arms the polling deadline.
             inner.poll = PollDeadline::arm();
@@ -564,13 +607,13 @@ impl Queue {
 
     /// Receives what the socket has, and handles complete PDUs; true if
     /// progress was made.
-    fn recv(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
+    fn recv(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
         // A receive call that finds nothing costs as much as one that works.
         if inner.ahead.pending().is_empty() && !self.sock.sock().readable() {
             return Ok(false);
         }
         match inner.rx {
-            Rx::Header => self.recv_header(inner, execute),
+            Rx::Header => self.recv_header(inner, ready),
             Rx::Data { tag, offset, len, done, crc } => {
                 let req = self.request(tag).ok_or(Close::Reason("data for a missing command"))?;
                 let at = offset + done;
@@ -597,7 +640,7 @@ impl Queue {
                     inner.rx = Rx::DataDigest { tag, len, expected: !c, have: 0 };
                     inner.hdr_have = 0;
                 } else {
-                    self.data_done(inner, tag, len, execute)?;
+                    self.data_done(inner, tag, len, ready)?;
                 }
                 Ok(true)
             }
@@ -619,7 +662,7 @@ impl Queue {
                 if received != expected {
                     return Err(Close::Protocol(proto::Error::DataDigest { expected, received }));
                 }
-                self.data_done(inner, tag, len, execute)?;
+                self.data_done(inner, tag, len, ready)?;
                 Ok(true)
             }
             Rx::Discard { left } => {
@@ -644,14 +687,15 @@ impl Queue {
         Rx::Header
     }
 
-    fn recv_header(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
+    fn recv_header(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
         let mut progress = false;
         // The common header, then (once it is checked) the rest of the header.
-        // Knowing nothing yet, ask for a whole capsule header: what arrives
-        // past this PDU's header is kept in `ahead` for what follows.
+        // A receive call asks for at least a whole capsule header, so one call
+        // usually reads it even when it started in bytes read ahead: what
+        // arrives past this PDU's header is kept in `ahead` for what follows.
         loop {
             let (have, want) = (inner.hdr_have, inner.hdr_want);
-            let ask = if have == 0 { want.max(HEADER_READ_AHEAD) } else { want };
+            let ask = want.max(HEADER_READ_AHEAD);
             let Some(space) = inner.hdr.get_mut(have..ask) else {
                 return Err(Close::Reason("receive state out of bounds"));
             };
@@ -673,8 +717,8 @@ impl Queue {
             }
         }
         if inner.hdr_have > inner.hdr_want {
-            // Only a header read that started with nothing ahead reads past
-            // the header, and it drained `ahead` first.
+            // Only a receive from the socket reads past the header, and
+            // `ahead` is drained before the socket is read.
             if !inner.ahead.pending().is_empty() {
                 return Err(Close::Reason("receive state out of order"));
             }
@@ -682,7 +726,7 @@ impl Queue {
             inner.ahead.keep(extra);
             inner.hdr_have = inner.hdr_want;
         }
-        self.handle_header(inner, execute)
+        self.handle_header(inner, ready)
     }
 
     /// Checks the common header just received and sets how much header is
@@ -705,12 +749,12 @@ impl Queue {
     }
 
     /// A whole PDU header is in: handle it.
-    fn handle_header(&self, inner: &mut Inner, execute: &mut Option<u16>) -> Result<bool, Close> {
+    fn handle_header(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
         let header = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
         let (pdu, frame) = proto::Pdu::decode(header, Role::Controller, inner.stage, MAX_DATA)?;
         match pdu {
             proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, &icreq)?,
-            proto::Pdu::CapsuleCmd(cmd) => self.handle_capsule(inner, &cmd, &frame, execute)?,
+            proto::Pdu::CapsuleCmd(cmd) => self.handle_capsule(inner, &cmd, &frame, ready)?,
             proto::Pdu::Data(data) => self.handle_h2c_data(inner, &data, &frame)?,
             proto::Pdu::TermReq(t) => {
                 if peer_log_allowed() {
@@ -767,7 +811,7 @@ impl Queue {
         inner: &mut Inner,
         cmd: &proto::CapsuleCmd,
         frame: &proto::Frame,
-        execute: &mut Option<u16>,
+        ready: &mut Ready,
     ) -> Result<(), Close> {
         // A free slot: the Connect slot until the queue is installed.
         let tag = if self.reqs.as_ref().is_none() {
@@ -809,7 +853,7 @@ impl Queue {
                 s.state = SlotState::Executing;
             }
             inner.rx = self.next_header(inner);
-            *execute = Some(tag);
+            ready.push(tag)?;
             return Ok(());
         }
         let in_capsule = sgl.type_ == proto::SGL_DATA_BLOCK_OFFSET;
@@ -845,7 +889,7 @@ impl Queue {
             if let Some(s) = self.slot(inner, tag) {
                 s.state = SlotState::Executing;
             }
-            *execute = Some(tag);
+            ready.push(tag)?;
         }
         Ok(())
     }
@@ -881,14 +925,14 @@ impl Queue {
     }
 
     /// A data PDU (or in-capsule data) of `len` bytes for `tag` is complete.
-    fn data_done(&self, inner: &mut Inner, tag: u16, len: u32, execute: &mut Option<u16>) -> Result<(), Close> {
+    fn data_done(&self, inner: &mut Inner, tag: u16, len: u32, ready: &mut Ready) -> Result<(), Close> {
         let transfer = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0);
         inner.rx = self.next_header(inner);
         let slot = self.slot(inner, tag).ok_or(Close::Reason("data for a missing command"))?;
         slot.rbytes = slot.rbytes.saturating_add(len);
         if slot.rbytes as usize >= transfer {
             slot.state = SlotState::Executing;
-            *execute = Some(tag);
+            ready.push(tag)?;
         }
         Ok(())
     }
