@@ -108,8 +108,8 @@ enum Rx {
     Discard { left: u32 },
 }
 
-/// How much a header receive asks for when only the PDU's start is known: a
-/// whole command capsule header, so that one receive call usually reads it.
+/// How much a header receive asks for at least: a whole command capsule
+/// header (with digest), so that one receive call usually reads it.
 const HEADER_READ_AHEAD: usize = proto::CAPSULE_CMD_HLEN + proto::DIGEST_LEN;
 
 /// Bytes received past the end of a PDU header (at most
