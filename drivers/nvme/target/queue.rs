@@ -195,6 +195,9 @@ struct Inner {
     hdr: [u8; proto::MAX_HEADER_LEN],
     hdr_have: usize,
     hdr_want: usize,
+    /// The layout of the PDU whose header is being received, once its
+    /// common header is checked.
+    frame: Option<proto::Frame>,
     /// Bytes read past the end of a PDU header, consumed before the socket.
     ahead: Ahead,
     /// The PDU header being sent, and how much of it went out.
@@ -441,6 +444,7 @@ impl Queue {
                     hdr: [0; proto::MAX_HEADER_LEN],
                     hdr_have: 0,
                     hdr_want: proto::COMMON_HEADER_LEN,
+                    frame: None,
                     ahead: Ahead::EMPTY,
                     tx_hdr: [0; proto::MAX_HEADER_LEN],
                     tx_len: 0,
@@ -683,6 +687,7 @@ impl Queue {
     /// Prepares for the next PDU header.
     fn next_header(&self, inner: &mut Inner) -> Rx {
         inner.hdr_have = 0;
+        inner.frame = None;
         inner.hdr_want = proto::COMMON_HEADER_LEN;
         Rx::Header
     }
@@ -745,13 +750,17 @@ impl Queue {
             }));
         }
         inner.hdr_want = frame.header_len;
+        inner.frame = Some(frame);
         Ok(frame.header_len > proto::COMMON_HEADER_LEN)
     }
 
     /// A whole PDU header is in: handle it.
     fn handle_header(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
+        // The common header was framed (checked) on its own, to know how
+        // much header to receive; the rest is decoded against that frame.
+        let frame = inner.frame.take().ok_or(Close::Reason("receive state out of order"))?;
         let header = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
-        let (pdu, frame) = proto::Pdu::decode(header, Role::Controller, inner.stage, MAX_DATA)?;
+        let pdu = proto::Pdu::decode_framed(header, &frame)?;
         match pdu {
             proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, &icreq)?,
             proto::Pdu::CapsuleCmd(cmd) => self.handle_capsule(inner, &cmd, &frame, ready)?,

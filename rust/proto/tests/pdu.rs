@@ -384,3 +384,48 @@ fn header_digest_detects_every_bit_flip() {
         assert!(Pdu::decode(&b[..len], Role::Controller, Stage::Established(d), 0).is_err(), "bit {bit}");
     }
 }
+
+/// Framing the common header first, then `decode_framed` (as the target's
+/// receive path does) accepts and rejects exactly what `decode` does, and
+/// decodes the same PDU; a frame of another type is refused.
+#[test]
+fn property_decode_framed_equals_decode() {
+    let mut rng = Rng(7);
+    let mut accepted = 0;
+    for i in 0..300_000 {
+        let (mut buf, len, role, stage, max) = if rng.bool() {
+            let (pdu, role, stage) = random_pdu(&mut rng);
+            let d = match stage {
+                Stage::Established(d) => d,
+                Stage::Handshake => Digests::NONE,
+            };
+            let mut buf = [0u8; MAX_HEADER_LEN];
+            let len = pdu.encode(&mut buf, d).unwrap();
+            (buf, len, role, stage, u32::MAX)
+        } else {
+            let mut buf: [u8; MAX_HEADER_LEN] = rng.bytes();
+            buf[0] %= 10;
+            buf[2] = [24u8, 72, 128][rng.next() as usize % 3];
+            buf[4..8].copy_from_slice(&(rng.u32() % 4200).to_le_bytes());
+            let len = rng.next() as usize % (buf.len() + 1);
+            let stage = Stage::Established(Digests { header: rng.bool(), data: rng.bool() });
+            let role = if rng.bool() { Role::Host } else { Role::Controller };
+            (buf, len, role, stage, rng.u32())
+        };
+        if rng.bool() && len > 12 {
+            // Corrupt the type-specific part or the digest only.
+            buf[8 + rng.next() as usize % (len - 8)] ^= 1 << (rng.next() % 8);
+        }
+        let whole = Pdu::decode(&buf[..len], role, stage, max);
+        let framed = CommonHeader::decode(&buf[..len])
+            .and_then(|ch| ch.frame(role, stage, max))
+            .and_then(|f| Pdu::decode_framed(&buf[..len], &f).map(|p| (p, f)));
+        assert_eq!(whole, framed, "case {i}");
+        if let Ok((_, f)) = framed {
+            accepted += 1;
+            let other = Frame { pdu_type: if f.pdu_type == PduType::R2T { PduType::H2CData } else { PduType::R2T }, ..f };
+            assert!(Pdu::decode_framed(&buf[..len], &other).is_err(), "case {i}");
+        }
+    }
+    assert!(accepted > 1000, "too few valid headers: {accepted}");
+}

@@ -792,8 +792,19 @@ impl Pdu {
         stage: Stage,
         max_data: u32,
     ) -> Result<(Pdu, Frame), Error> {
+        let frame = CommonHeader::decode(buf)?.frame(receiver, stage, max_data)?;
+        Ok((Self::decode_framed(buf, &frame)?, frame))
+    }
+
+    /// As [`Pdu::decode`], for a header whose common header `frame` came
+    /// from: [`CommonHeader::frame`] of the same bytes, already checked for
+    /// the receiver and stage. Saves checking the common header twice when
+    /// it was framed on its own first, to know how much header to receive.
+    pub fn decode_framed(buf: &[u8], frame: &Frame) -> Result<Pdu, Error> {
         let ch = CommonHeader::decode(buf)?;
-        let frame = ch.frame(receiver, stage, max_data)?;
+        if ch.pdu_type != frame.pdu_type as u8 {
+            return Err(Error::InvalidField { field: Field::PduType, value: ch.pdu_type.into() });
+        }
         need(buf, frame.header_len)?;
         let ty = frame.pdu_type;
         if frame.header_len > ty.hlen() {
@@ -803,7 +814,7 @@ impl Pdu {
             PduType::IcReq => Pdu::IcReq(IcReq::decode(buf)?),
             PduType::IcResp => Pdu::IcResp(IcResp::decode(buf)?),
             PduType::H2CTermReq | PduType::C2HTermReq => {
-                Pdu::TermReq(TermReq::decode_fields(buf, ty, &frame))
+                Pdu::TermReq(TermReq::decode_fields(buf, ty, frame))
             }
             PduType::CapsuleCmd => {
                 let (_, sqe) = header::<CAPSULE_CMD_HLEN>(buf)?.split_at(COMMON_HEADER_LEN);
@@ -844,7 +855,7 @@ impl Pdu {
                 Pdu::R2t(r2t)
             }
         };
-        Ok((pdu, frame))
+        Ok(pdu)
     }
 
     /// Encodes the PDU header (with its digest, when `digests` asks for
