@@ -319,16 +319,21 @@ fn random_pdu(rng: &mut Rng) -> (Pdu, Role, Stage) {
     }
 }
 
+/// The digests a PDU is encoded with at `stage`.
+fn stage_digests(stage: Stage) -> Digests {
+    match stage {
+        Stage::Established(d) => d,
+        Stage::Handshake => Digests::NONE,
+    }
+}
+
 /// decode(encode(p)) == p for every PDU, with every digest combination.
 #[test]
 fn property_encode_decode_identity() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for i in 0..200_000 {
         let (pdu, role, stage) = random_pdu(&mut rng);
-        let digests = match stage {
-            Stage::Established(d) => d,
-            Stage::Handshake => Digests::NONE,
-        };
+        let digests = stage_digests(stage);
         let mut buf = [0u8; MAX_HEADER_LEN];
         let len = pdu.encode(&mut buf, digests).unwrap();
         let (back, frame) = Pdu::decode(&buf[..len], role, stage, u32::MAX)
@@ -395,12 +400,8 @@ fn property_decode_framed_equals_decode() {
     for i in 0..300_000 {
         let (mut buf, len, role, stage, max) = if rng.bool() {
             let (pdu, role, stage) = random_pdu(&mut rng);
-            let d = match stage {
-                Stage::Established(d) => d,
-                Stage::Handshake => Digests::NONE,
-            };
             let mut buf = [0u8; MAX_HEADER_LEN];
-            let len = pdu.encode(&mut buf, d).unwrap();
+            let len = pdu.encode(&mut buf, stage_digests(stage)).unwrap();
             (buf, len, role, stage, u32::MAX)
         } else {
             let mut buf: [u8; MAX_HEADER_LEN] = rng.bytes();
