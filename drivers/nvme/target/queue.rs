@@ -194,9 +194,8 @@ struct Inner {
     /// The PDU header being received.
     hdr: [u8; proto::MAX_HEADER_LEN],
     hdr_have: usize,
-    hdr_want: usize,
     /// The layout of the PDU whose header is being received, once its
-    /// common header is checked.
+    /// common header is checked (until then only that is wanted).
     frame: Option<proto::Frame>,
     /// Bytes read past the end of a PDU header, consumed before the socket.
     ahead: Ahead,
@@ -222,6 +221,14 @@ struct Inner {
     max_h2c: u32,
     /// Segment table for data moved straight to and from command pages.
     bvecs: Bvecs,
+}
+
+impl Inner {
+    /// How much of the PDU header to receive: the common header until it is
+    /// checked, then the whole header its frame announces.
+    fn hdr_want(&self) -> usize {
+        self.frame.map_or(proto::COMMON_HEADER_LEN, |f| f.header_len)
+    }
 }
 
 /// What a round of I/O found.
@@ -443,7 +450,6 @@ impl Queue {
                     rx: Rx::Header,
                     hdr: [0; proto::MAX_HEADER_LEN],
                     hdr_have: 0,
-                    hdr_want: proto::COMMON_HEADER_LEN,
                     frame: None,
                     ahead: Ahead::EMPTY,
                     tx_hdr: [0; proto::MAX_HEADER_LEN],
@@ -688,7 +694,6 @@ impl Queue {
     fn next_header(&self, inner: &mut Inner) -> Rx {
         inner.hdr_have = 0;
         inner.frame = None;
-        inner.hdr_want = proto::COMMON_HEADER_LEN;
         Rx::Header
     }
 
@@ -699,7 +704,7 @@ impl Queue {
         // usually reads it even when it started in bytes read ahead: what
         // arrives past this PDU's header is kept in `ahead` for what follows.
         loop {
-            let (have, want) = (inner.hdr_have, inner.hdr_want);
+            let (have, want) = (inner.hdr_have, inner.hdr_want());
             let ask = want.max(HEADER_READ_AHEAD);
             let Some(space) = inner.hdr.get_mut(have..ask) else {
                 return Err(Close::Reason("receive state out of bounds"));
@@ -711,25 +716,23 @@ impl Queue {
                 Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
             }
             progress = true;
-            if inner.hdr_have < inner.hdr_want {
+            if inner.hdr_have < inner.hdr_want() {
                 continue;
             }
-            if inner.hdr_want != proto::COMMON_HEADER_LEN
-                || !self.check_common_header(inner)?
-                || inner.hdr_have >= inner.hdr_want
-            {
+            if inner.frame.is_some() || !self.check_common_header(inner)? || inner.hdr_have >= inner.hdr_want() {
                 break;
             }
         }
-        if inner.hdr_have > inner.hdr_want {
+        let want = inner.hdr_want();
+        if inner.hdr_have > want {
             // Only a receive from the socket reads past the header, and
             // `ahead` is drained before the socket is read.
             if !inner.ahead.pending().is_empty() {
                 return Err(Close::Reason("receive state out of order"));
             }
-            let extra = inner.hdr.get(inner.hdr_want..inner.hdr_have).unwrap_or(&[]);
+            let extra = inner.hdr.get(want..inner.hdr_have).unwrap_or(&[]);
             inner.ahead.keep(extra);
-            inner.hdr_have = inner.hdr_want;
+            inner.hdr_have = want;
         }
         self.handle_header(inner, ready)
     }
@@ -749,7 +752,6 @@ impl Queue {
                 limit: self.inline_data_size,
             }));
         }
-        inner.hdr_want = frame.header_len;
         inner.frame = Some(frame);
         Ok(frame.header_len > proto::COMMON_HEADER_LEN)
     }
@@ -758,7 +760,7 @@ impl Queue {
     fn handle_header(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
         // The common header was framed (checked) on its own, to know how
         // much header to receive; the rest is decoded against that frame.
-        let frame = inner.frame.take().ok_or(Close::Reason("receive state out of order"))?;
+        let frame = inner.frame.ok_or(Close::Reason("receive state out of order"))?;
         let header = inner.hdr.get(..inner.hdr_have).unwrap_or(&[]);
         let pdu = proto::Pdu::decode_framed(header, &frame)?;
         match pdu {
@@ -1161,7 +1163,7 @@ impl Queue {
     fn send_term_req(&self, err: &proto::Error) {
         let mut term = [0u8; proto::TERM_REQ_MAX_LEN];
         let inner = self.inner.lock();
-        let offending = inner.hdr.get(..inner.hdr_have.min(inner.hdr_want)).unwrap_or(&[]);
+        let offending = inner.hdr.get(..inner.hdr_have.min(inner.hdr_want())).unwrap_or(&[]);
         let len = proto::TermReq::c2h(err).encode(&mut term, offending).unwrap_or(0);
         drop(inner);
         if let Some(pdu) = term.get(..len).filter(|p| !p.is_empty()) {
