@@ -4,6 +4,7 @@
 # spec asks for, and closes that connection only. A connection held open
 # across all cases keeps working; the module unloads cleanly afterwards.
 . "$(dirname "$0")/lib.sh"
+need_peer
 
 target_setup 127.0.0.1 4420
 "$PEER" icreq 127.0.0.1 4420 --hold 60 >/tmp/held.out 2>&1 &
@@ -13,7 +14,7 @@ sleep 1
 # The cases before and around the handshake (41-hostile-data-path runs the rest).
 cases=$("$PEER" hostile --list | awk '{print $1}' | grep -E '^(icreq|header|unknown|c2h|capsule|second)')
 # shellcheck disable=SC2086
-"$PEER" hostile 127.0.0.1 4420 $cases | sed -e 's/^ok /PASS /' || true
+hostile_cases 127.0.0.1 4420 $cases
 n=$(echo "$cases" | wc -l)
 # Every refused ICReq was logged with the queue and the peer's address.
 logged=$(dmesg | grep -cE 'nvmet_tcp: queue [0-9]+ \(127\.0\.0\.1:[0-9]+\): .*, closing') || true

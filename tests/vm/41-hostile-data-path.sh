@@ -5,6 +5,7 @@
 # ends only the peer's connection (its controller is torn down); the C host's
 # I/O never fails; the module unloads afterwards.
 . "$(dirname "$0")/lib.sh"
+need_peer
 
 load_stock host/nvme-tcp
 target_setup 127.0.0.1 4420
@@ -13,7 +14,7 @@ dev=$(connect 127.0.0.1 4420) || fail "C host connect failed"
 fio_verify "$dev" --rw=randwrite --bs=16k --iodepth=8 --time_based --runtime=75 --verify_backlog=32 --size=32m >/tmp/bg.out 2>&1 &
 fio_pid=$!
 sleep 2
-"$PEER" hostile 127.0.0.1 4420 --nqn "$NQN" | sed -e 's/^ok /PASS /' || true
+hostile_cases 127.0.0.1 4420 --nqn "$NQN"
 kill -0 $fio_pid 2>/dev/null || fail "fio on the C host ended during the hostile cases: $(cat /tmp/bg.out)"
 wait $fio_pid || fail "fio on the C host failed: $(tail -n 20 /tmp/bg.out)"
 echo "PASS concurrent-fio-verify"

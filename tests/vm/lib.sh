@@ -16,6 +16,21 @@ fail() {
 	exit 1
 }
 
+# Fails the test unless the test peer (tools/nvme-tcp-peer) is built.
+need_peer() {
+	[ -x "$PEER" ] || fail "no test peer at $PEER (cargo build --release -p nvme-tcp-peer; make check builds it)"
+}
+
+# Runs the test peer's hostile cases (`hostile ADDR PORT [OPTS] [CASE...]`),
+# one `PASS|FAIL case` line each. Status 1 means some case failed (its line
+# says which); anything else (a crash) fails the test.
+hostile_cases() {
+	local rc=0
+	"$PEER" hostile "$@" >/tmp/cases.out || rc=$?
+	sed -e 's/^ok /PASS /' /tmp/cases.out
+	[ $rc -le 1 ] || fail "test peer ended with status $rc"
+}
+
 # The stock module file for e.g. host/nvme-tcp or target/nvmet-tcp.
 stock_ko() {
 	local f
