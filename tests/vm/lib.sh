@@ -144,6 +144,30 @@ guest_setup() {
 	[ -s /etc/nvme/hostid ] || cat /proc/sys/kernel/random/uuid >/etc/nvme/hostid
 }
 
+# For the benchmark and profiling scripts: serves $NQN from /dev/nullb0 on
+# 127.0.0.1:4420 through the stock C target (c), ours (rust: configfs loads
+# it) or a build of ours (.scratch/NAME.ko).
+serve_target() { # c|rust|NAME
+	case $1 in
+	c) load_stock target/nvmet-tcp ;;
+	rust) ;;
+	*) insmod "$REPO/.scratch/$1.ko" ;;
+	esac
+	sh "$REPO/samples/nvmet-tcp-setup.sh" /dev/nullb0 "$NQN" 127.0.0.1 4420 >/dev/null
+	if [ "$1" = c ]; then
+		if is_ours nvmet_tcp; then fail "wanted the C target"; fi
+	elif ! is_ours nvmet_tcp; then
+		fail "wanted ours"
+	fi
+}
+
+# Ends what serve_target started, host controllers included.
+unserve_target() {
+	nvme disconnect-all >/dev/null 2>&1 || true
+	sh "$REPO/samples/nvmet-tcp-teardown.sh"
+	rmmod nvmet_tcp
+}
+
 # Undoes whatever a test left: host controllers, configfs, modules.
 cleanup() {
 	nvme disconnect-all >/dev/null 2>&1 || true
