@@ -168,6 +168,23 @@ unserve_target() {
 	rmmod nvmet_tcp
 }
 
+# For the profiling scripts: an untimed fio run of job options "$@" against
+# the C target; the first I/O after boot translates most of the guest's path.
+warm_up() {
+	serve_target c
+	local dev
+	dev=$(connect 127.0.0.1 4420) || fail "connect to the C target failed"
+	fio --name=warmup --filename="$dev" --ioengine=libaio --direct=1 --time_based --runtime=5 "$@" >/dev/null
+	unserve_target
+}
+
+# The IOPS of the read or write side of fio's JSON output in file $1.
+fio_iops() {
+	python3 -c 'import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+print("%.1f" % (j["read"] if j["read"]["io_bytes"] else j["write"])["iops"])' "$1"
+}
+
 # Undoes whatever a test left: host controllers, configfs, modules.
 cleanup() {
 	nvme disconnect-all >/dev/null 2>&1 || true
