@@ -178,6 +178,15 @@ warm_up() {
 	unserve_target
 }
 
+# Text symbols for the profilers' reports: the kernel's as "KALL addr t name",
+# the loaded modules' as "MSYM TAG... addr t name [module]".
+kernel_syms() {
+	grep -E ' [tT] [^ ]+$' /proc/kallsyms | grep -v '\[' | sed 's/^/KALL /'
+}
+module_syms() {
+	grep '\[' /proc/kallsyms | grep -E ' [tT] ' | sed "s/^/MSYM $* /"
+}
+
 # The IOPS of the read or write side of fio's JSON output in file $1.
 fio_iops() {
 	python3 -c 'import json, sys
