@@ -229,13 +229,20 @@ impl Inner {
     fn hdr_want(&self) -> usize {
         self.frame.map_or(proto::COMMON_HEADER_LEN, |f| f.header_len)
     }
+
+    /// Whether anything waits to be sent: a PDU header in `tx_hdr`, the rest
+    /// of a command's send, or queued sends.
+    fn send_pending(&self) -> bool {
+        self.tx_sent < self.tx_len || self.tx.is_some() || self.send_head < self.sendq.len()
+    }
 }
 
 /// What a round of I/O found.
 enum Round {
-    /// Something was sent or received.
+    /// Something was sent or received, and more may be there at once: the
+    /// receive budget ran out, or what was received queued a send.
     Busy,
-    /// Nothing to do.
+    /// Nothing (more) to do: only a socket event or a completion brings more.
     Idle,
     /// Nothing to do, but the queue is to be polled again (`idle_poll_period_usecs`).
     Polling,
@@ -375,9 +382,9 @@ impl WorkItem<1> for Queue {
                 this.io_round(&mut inner, &mut ready)
             };
             // Outside the lock: nvmet may call back into the transport
-            // (`install_queue`), and commands that complete at once have their
-            // responses sent together in the next round of this same run.
-            let executed = !ready.tags().is_empty();
+            // (`install_queue`). A command that completes at once kicks the
+            // queue (setting `rerun`), so its response goes out in the next
+            // round of this same run.
             for req in ready.tags().iter().filter_map(|&tag| this.request(tag)) {
                 req.execute();
             }
@@ -386,12 +393,12 @@ impl WorkItem<1> for Queue {
                     this.running.store(false, Ordering::SeqCst);
                     return this.close(close);
                 }
-                Ok(Round::Idle) if !executed => true,
-                Ok(Round::Polling) if !executed => {
+                Ok(Round::Idle) => true,
+                Ok(Round::Polling) => {
                     this.running.store(false, Ordering::SeqCst);
                     return Self::queue_io_work(this.as_arc_borrow());
                 }
-                Ok(_) => false,
+                Ok(Round::Busy) => false,
             };
             if idle {
                 this.running.store(false, Ordering::SeqCst);
@@ -554,11 +561,17 @@ impl Queue {
         self.take_completions(inner)?;
         let sent = self.send(inner)?;
         let mut received = false;
+        // Whether receiving stopped for a limit rather than an empty socket.
+        let mut limited = true;
         for _ in 0..RECV_BUDGET {
             // A Connect command is executed before anything else is read: it
             // gives the queue its command slots.
-            let connecting = self.reqs.as_ref().is_none() && !ready.tags().is_empty();
-            if connecting || ready.is_full() || !self.recv(inner, ready)? {
+            let connecting = inner.slots.is_empty() && !ready.tags().is_empty();
+            if connecting || ready.is_full() {
+                break;
+            }
+            if !self.recv(inner, ready)? {
+                limited = false;
                 break;
             }
             received = true;
@@ -566,9 +579,13 @@ impl Queue {
         if sent || received {
             // With idle_poll_period_usecs, activity re-arms the polling deadline.
             inner.poll = PollDeadline::arm();
-            return Ok(Round::Busy);
-        }
-        if self.sock.sock().is_closing() {
+            // Sends that what was received queued (an ICResp, R2Ts) go out
+            // in the next round; otherwise only an event brings more work,
+            // and the round that would find nothing is saved.
+            if limited || inner.send_pending() {
+                return Ok(Round::Busy);
+            }
+        } else if self.sock.sock().is_closing() {
             return Err(Close::Quiet);
         }
         // An idle queue is polled a while longer if asked to, as in C.
@@ -577,11 +594,12 @@ impl Queue {
 
     /// Sizes the slot table once `install_queue` allocated the requests.
     fn grow_slots(&self, inner: &mut Inner) -> Result<(), Close> {
-        let Some(reqs) = self.reqs.as_ref() else { return Ok(()) };
-        let n = reqs.len();
-        if inner.slots.len() == n {
+        // Sized once; `reqs` never changes after that.
+        if !inner.slots.is_empty() {
             return Ok(());
         }
+        let Some(reqs) = self.reqs.as_ref() else { return Ok(()) };
+        let n = reqs.len();
         let nomem = |_| Close::Reason("no memory for the command slots");
         inner.slots.reserve(n, GFP_KERNEL).map_err(nomem)?;
         inner.free.reserve(n, GFP_KERNEL).map_err(nomem)?;
@@ -824,8 +842,9 @@ impl Queue {
         frame: &proto::Frame,
         ready: &mut Ready,
     ) -> Result<(), Close> {
-        // A free slot: the Connect slot until the queue is installed.
-        let tag = if self.reqs.as_ref().is_none() {
+        // A free slot: the Connect slot until the queue is installed (and
+        // its slots sized, at the start of the round).
+        let tag = if inner.slots.is_empty() {
             if inner.connect.state != SlotState::Free {
                 return Err(Close::Reason("a second command before the queue is connected"));
             }
