@@ -562,19 +562,13 @@ impl<Q: NvmetQueue> Request<Q> {
         Socket::io_result(ret, true)
     }
 
-    /// Sends up to `len` bytes of the data buffer from `offset` (pages are
-    /// spliced, not copied).
-    pub(crate) fn send_data(
-        &self,
-        sock: &Socket,
-        bvs: &mut Bvecs,
-        offset: u32,
-        len: u32,
-        more: bool,
-    ) -> Result<DataIo> {
-        // SAFETY: as in `recv_data`.
-        let ret = unsafe { bindings::nvtr_sock_send_sg(sock.raw(), bvs.raw(), (*self.raw()).sg, offset, len, more) };
-        Socket::io_result(ret, false)
+    /// Adds up to `len` bytes of the data buffer from `offset` to a send's
+    /// table (its pages are spliced, not copied); returns how many fit.
+    pub(crate) fn add_data(&self, bvs: &mut Bvecs, offset: u32, len: u32) -> u32 {
+        // SAFETY: as in `recv_data`; the pages stay allocated until the
+        // caller frees the data, after the send (the socket takes its own
+        // page references).
+        unsafe { bindings::nvtr_bvecs_add_sg(bvs.raw(), (*self.raw()).sg, offset, len) }
     }
 
     /// Copies `bytes` into the data buffer at `offset` (bytes read ahead of

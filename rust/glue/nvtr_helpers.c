@@ -6,6 +6,7 @@
 #include <linux/bvec.h>
 #include <linux/crc32.h>
 #include <linux/llist.h>
+#include <linux/page_frag_cache.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/uio.h>
@@ -230,9 +231,14 @@ static struct scatterlist *nvtr_sg_seek(struct scatterlist *sg,
 	return sg;
 }
 
-/* Scratch segment table for one socket call, owned by one queue. */
+/*
+ * Segment table for one socket call, owned by one queue: the first n of max
+ * entries are in use and cover total bytes.
+ */
 struct nvtr_bvecs {
 	unsigned int max;
+	unsigned int n;
+	size_t total;
 	struct bio_vec bv[];
 };
 
@@ -240,8 +246,11 @@ struct nvtr_bvecs *nvtr_bvecs_alloc(unsigned int n)
 {
 	struct nvtr_bvecs *bvs = kmalloc(struct_size(bvs, bv, n), GFP_KERNEL);
 
-	if (bvs)
+	if (bvs) {
 		bvs->max = n;
+		bvs->n = 0;
+		bvs->total = 0;
+	}
 	return bvs;
 }
 
@@ -250,27 +259,43 @@ void nvtr_bvecs_free(struct nvtr_bvecs *bvs)
 	kfree(bvs);
 }
 
-/*
- * Fills bvs with the segments of sg covering [offset, offset + len), as many
- * as it holds; returns how many, and their total length in *total.
- */
-static unsigned int nvtr_sg_bvecs(struct scatterlist *sg, unsigned int offset,
-				  unsigned int len, struct nvtr_bvecs *bvs,
-				  size_t *total)
+void nvtr_bvecs_clear(struct nvtr_bvecs *bvs)
 {
-	unsigned int n = 0;
+	bvs->n = 0;
+	bvs->total = 0;
+}
 
-	*total = 0;
+bool nvtr_bvecs_add_virt(struct nvtr_bvecs *bvs, void *p, unsigned int len)
+{
+	if (bvs->n >= bvs->max)
+		return false;
+	bvec_set_virt(&bvs->bv[bvs->n++], p, len);
+	bvs->total += len;
+	return true;
+}
+
+unsigned int nvtr_bvecs_add_sg(struct nvtr_bvecs *bvs, struct scatterlist *sg,
+			       unsigned int offset, unsigned int len)
+{
+	unsigned int added = 0;
+
 	sg = nvtr_sg_seek(sg, &offset);
-	for (; sg && len && n < bvs->max; sg = sg_next(sg)) {
+	for (; sg && len && bvs->n < bvs->max; sg = sg_next(sg)) {
 		unsigned int seg = min(sg->length - offset, len);
 
-		bvec_set_page(&bvs->bv[n++], sg_page(sg), seg, sg->offset + offset);
-		*total += seg;
+		bvec_set_page(&bvs->bv[bvs->n++], sg_page(sg), seg,
+			      sg->offset + offset);
+		added += seg;
 		len -= seg;
 		offset = 0;
 	}
-	return n;
+	bvs->total += added;
+	return added;
+}
+
+bool nvtr_bvecs_full(const struct nvtr_bvecs *bvs)
+{
+	return bvs->n >= bvs->max;
 }
 
 int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
@@ -278,31 +303,48 @@ int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
 		      unsigned int len)
 {
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
-	size_t total;
-	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bvs, &total);
 
-	if (!n)
+	nvtr_bvecs_clear(bvs);
+	if (!nvtr_bvecs_add_sg(bvs, sg, offset, len))
 		return -EINVAL;
-	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvs->bv, n, total);
+	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvs->bv, bvs->n, bvs->total);
 	return sock_recvmsg(sock, &msg, msg.msg_flags);
 }
 
-int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
-		      struct scatterlist *sg, unsigned int offset,
-		      unsigned int len, bool more)
+int nvtr_sock_send_bvecs(struct socket *sock, struct nvtr_bvecs *bvs, bool more)
 {
 	struct msghdr msg = {
 		.msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL | MSG_SPLICE_PAGES,
 	};
-	size_t total;
-	unsigned int n = nvtr_sg_bvecs(sg, offset, len, bvs, &total);
 
-	if (!n)
+	if (!bvs->n)
 		return -EINVAL;
-	if (more || total < len)
+	if (more)
 		msg.msg_flags |= MSG_MORE;
-	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvs->bv, n, total);
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bvs->bv, bvs->n, bvs->total);
 	return sock_sendmsg(sock, &msg);
+}
+
+struct page_frag_cache *nvtr_frag_cache_alloc(void)
+{
+	/* All zeroes is an empty cache (page_frag_cache_init). */
+	return kzalloc(sizeof(struct page_frag_cache), GFP_KERNEL);
+}
+
+void nvtr_frag_cache_free(struct page_frag_cache *nc)
+{
+	page_frag_cache_drain(nc);
+	kfree(nc);
+}
+
+void *nvtr_frag_alloc(struct page_frag_cache *nc, unsigned int size)
+{
+	return page_frag_alloc_align(nc, size, GFP_KERNEL | __GFP_NOWARN, size);
+}
+
+void nvtr_frag_free(void *p)
+{
+	page_frag_free(p);
 }
 
 void nvtr_sg_copy_in(struct scatterlist *sg, unsigned int offset,

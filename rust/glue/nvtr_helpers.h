@@ -89,23 +89,46 @@ struct llist_node *nvtr_llist_del_all_fifo(struct llist_head *head);
 void nvtr_init_llist_head(struct llist_head *head);
 
 /*
- * Socket I/O straight to and from the pages of a scatterlist, from byte
- * `offset` of it, without blocking: the number of bytes moved, -EAGAIN when
- * nothing can move now, 0 at EOF (receive), or another -errno. Sends splice
- * the pages (no copy); `more` sets MSG_MORE. One call moves at most as many
- * segments as `bvs` holds: its owner sizes it so that one call usually
- * covers a whole PDU (each receive call may make TCP send an ACK).
+ * Socket I/O straight to and from pages, without blocking: the number of
+ * bytes moved, -EAGAIN when nothing can move now, 0 at EOF (receive), or
+ * another -errno. One call moves at most as many segments as its table
+ * `bvs` holds: its owner sizes it so that one call usually covers a whole
+ * PDU (each receive call may make TCP send an ACK).
+ *
+ * Receives go into a scatterlist from byte `offset` of it. Sends splice
+ * (never copy) what the table holds, which its owner fills: pieces of a
+ * scatterlist (nvtr_bvecs_add_sg, the bytes added) and page fragments
+ * (nvtr_bvecs_add_virt, false when the table is full). `more` sets
+ * MSG_MORE.
  */
 struct scatterlist;
 struct nvtr_bvecs;
 struct nvtr_bvecs *nvtr_bvecs_alloc(unsigned int n);
 void nvtr_bvecs_free(struct nvtr_bvecs *bvs);
+void nvtr_bvecs_clear(struct nvtr_bvecs *bvs);
+bool nvtr_bvecs_add_virt(struct nvtr_bvecs *bvs, void *p, unsigned int len);
+unsigned int nvtr_bvecs_add_sg(struct nvtr_bvecs *bvs, struct scatterlist *sg,
+			       unsigned int offset, unsigned int len);
+bool nvtr_bvecs_full(const struct nvtr_bvecs *bvs);
 int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
 		      struct scatterlist *sg, unsigned int offset,
 		      unsigned int len);
-int nvtr_sock_send_sg(struct socket *sock, struct nvtr_bvecs *bvs,
-		      struct scatterlist *sg, unsigned int offset,
-		      unsigned int len, bool more);
+int nvtr_sock_send_bvecs(struct socket *sock, struct nvtr_bvecs *bvs, bool more);
+
+/*
+ * Page fragments for PDU headers that are spliced into the socket: each is
+ * fresh memory, never rewritten while TCP may still (re)transmit it, and
+ * freed (nvtr_frag_free) once sent; the socket holds its own references.
+ * nvtr_frag_alloc aligns a fragment to its size (a power of two), so it
+ * never crosses a page. A cache is used by one thread at a time; its
+ * fragments may outlive it.
+ */
+struct page_frag_cache;
+struct page_frag_cache *nvtr_frag_cache_alloc(void);
+void nvtr_frag_cache_free(struct page_frag_cache *nc);
+void *nvtr_frag_alloc(struct page_frag_cache *nc, unsigned int size);
+void nvtr_frag_free(void *p);
+
 /* Copies `len` bytes of buf into sg from byte `offset` of it. */
 void nvtr_sg_copy_in(struct scatterlist *sg, unsigned int offset,
 		     const void *buf, unsigned int len);

@@ -5,8 +5,9 @@
 //! The socket callbacks and nvmet's `queue_response` only queue [`Queue`]'s
 //! I/O work. The work receives PDUs (framed and checked by the `proto` crate)
 //! straight into the commands' data pages, starts and executes commands
-//! through nvmet, and sends R2Ts, C2HData (spliced from the data pages) and
-//! responses. Any violation ends this connection alone, with a logged reason
+//! through nvmet, and sends R2Ts, C2HData and responses: PDU headers in
+//! fresh page fragments and data pages spliced together, several commands
+//! per socket call. Any violation ends this connection alone, with a logged reason
 //! naming queue and peer and, where the spec asks for one, a C2HTermReq.
 //!
 //! Locking: [`Inner`] (all receive/send state) is only locked by the I/O
@@ -17,7 +18,7 @@
 use crate::{
     glue::{
         nvmet::{status, Completions, NvmetQueue, NvmetSq, PortHandle, Request, Requests},
-        sock::{peer_log_allowed, Bvecs, CallbackSocket, Io, SockAddr, SockEvent, Socket, SocketEvents},
+        sock::{peer_log_allowed, Bvecs, CallbackSocket, Frag, FragCache, Io, SockAddr, SockEvent, Socket, SocketEvents},
         target_params::{self, PollDeadline},
     },
     port::Port,
@@ -37,8 +38,9 @@ use kernel::{
 /// Largest H2CData PDU we accept (`maxh2cdata` in the ICResp), and largest
 /// data transfer of one command, as the C target.
 pub(crate) const MAX_DATA: u32 = 4 * 1024 * 1024;
-/// Pages one socket call moves to or from a command's data: 1 MiB, so that a
-/// data PDU usually takes one receive call (each may make TCP send an ACK).
+/// Segments one socket call moves: 1 MiB of a command's data pages, so that
+/// a data PDU usually takes one receive call (each may make TCP send an
+/// ACK), or the headers and pages of several commands' sends.
 const BVECS: u32 = 256;
 /// Operations per run of the I/O work before it yields, as the C target.
 const IO_BUDGET: u32 = 64;
@@ -158,23 +160,33 @@ impl Ahead {
     }
 }
 
-/// What the send side is doing for the command it is sending.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum TxStep {
-    /// A PDU header (in `Inner::tx_hdr`); `then` says what follows.
-    Header { then: AfterHeader },
-    /// C2HData payload: `done` of `len` bytes sent.
-    Data { done: u32, len: u32 },
-    /// The data digest (in `Inner::tx_ddgst`), then the response if any.
-    DataDigest { sent: usize },
+/// Sends taken off the FIFO at once: their PDUs go out together, in one
+/// socket call as far as the segment table allows.
+const TX_BATCH: usize = 16;
+
+/// Where a send's tail (data digest, response) starts in its [`Frag`].
+const TAIL: usize = Frag::SIZE / 2;
+
+/// One command's outgoing PDUs, in wire order: a header (R2T, C2HData or
+/// response) in `pdus[..head]`, for reads `data` bytes of the command's
+/// pages, then `pdus[TAIL..TAIL + tail]` (the data digest, the response).
+/// Everything is spliced into the socket; `pdus` is fresh memory, never
+/// rewritten while TCP may still send it.
+struct TxSend {
+    tag: u16,
+    kind: SendKind,
+    pdus: Frag,
+    head: usize,
+    data: u32,
+    tail: usize,
+    /// Bytes of it on the wire so far.
+    done: usize,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AfterHeader {
-    /// Nothing: a response or R2T ends here.
-    Done,
-    /// C2HData payload follows.
-    Data,
+impl TxSend {
+    fn len(&self) -> usize {
+        self.head + self.data as usize + self.tail
+    }
 }
 
 /// What a queued send is.
@@ -199,13 +211,15 @@ struct Inner {
     frame: Option<proto::Frame>,
     /// Bytes read past the end of a PDU header, consumed before the socket.
     ahead: Ahead,
-    /// The PDU header being sent, and how much of it went out.
+    /// The ICResp being sent (copied: it goes before any command), and how
+    /// much of it went out.
     tx_hdr: [u8; proto::MAX_HEADER_LEN],
     tx_len: usize,
     tx_sent: usize,
-    tx_ddgst: [u8; proto::DIGEST_LEN],
-    /// The command being sent, and how far.
-    tx: Option<(u16, SendKind, TxStep)>,
+    /// Sends on their way, oldest first (at most `TX_BATCH`).
+    txq: KVec<TxSend>,
+    /// Memory for the PDU headers of `txq`.
+    frags: FragCache,
     /// The slot of the Connect command, before `install_queue`.
     connect: Slot,
     /// One per command slot once the queue is installed (index = tag).
@@ -230,10 +244,10 @@ impl Inner {
         self.frame.map_or(proto::COMMON_HEADER_LEN, |f| f.header_len)
     }
 
-    /// Whether anything waits to be sent: a PDU header in `tx_hdr`, the rest
-    /// of a command's send, or queued sends.
+    /// Whether anything waits to be sent: the ICResp, sends on their way,
+    /// or queued sends.
     fn send_pending(&self) -> bool {
-        self.tx_sent < self.tx_len || self.tx.is_some() || self.send_head < self.sendq.len()
+        self.tx_sent < self.tx_len || !self.txq.is_empty() || self.send_head < self.sendq.len()
     }
 }
 
@@ -462,8 +476,8 @@ impl Queue {
                     tx_hdr: [0; proto::MAX_HEADER_LEN],
                     tx_len: 0,
                     tx_sent: 0,
-                    tx_ddgst: [0; proto::DIGEST_LEN],
-                    tx: None,
+                    txq: KVec::with_capacity(TX_BATCH, GFP_KERNEL)?,
+                    frags: FragCache::new()?,
                     connect: Slot::FREE,
                     slots: KVec::new(),
                     free: KVec::new(),
@@ -972,148 +986,162 @@ impl Queue {
     /// Sends what is pending; true if progress was made.
     fn send(&self, inner: &mut Inner) -> Result<bool, Close> {
         let mut progress = false;
-        loop {
-            // The header (or ICResp) in the buffer first.
-            if inner.tx_sent < inner.tx_len {
-                // MSG_MORE only when we know more follows at once: never hold a
-                // PDU that completes something back (TCP would cork it).
-                let more = matches!(inner.tx, Some((_, _, TxStep::Header { then: AfterHeader::Data })))
-                    || inner.send_head < inner.sendq.len();
-                let pending = inner.tx_hdr.get(inner.tx_sent..inner.tx_len).unwrap_or(&[]);
-                match self.sock.sock().send(pending, more).map_err(Close::Sock)? {
-                    Io::Done(n) => {
-                        inner.tx_sent += n;
-                        progress = true;
-                        continue;
-                    }
-                    Io::WouldBlock | Io::Eof => return Ok(progress),
+        // The ICResp first: nothing else is queued before it.
+        while inner.tx_sent < inner.tx_len {
+            let pending = inner.tx_hdr.get(inner.tx_sent..inner.tx_len).unwrap_or(&[]);
+            match self.sock.sock().send(pending, false).map_err(Close::Sock)? {
+                Io::Done(n) => {
+                    inner.tx_sent += n;
+                    progress = true;
                 }
+                Io::WouldBlock | Io::Eof => return Ok(progress),
             }
-            let Some((tag, kind, step)) = inner.tx else {
-                // Next command to send, if any.
-                let Some(&(tag, kind)) = inner.sendq.get(inner.send_head) else {
-                    inner.sendq.clear();
-                    inner.send_head = 0;
-                    return Ok(progress);
-                };
-                inner.send_head += 1;
-                compact_sendq(inner);
-                self.start_send(inner, tag, kind)?;
-                continue;
-            };
-            match step {
-                TxStep::Header { then: AfterHeader::Done } => {
-                    self.finish_send(inner, tag, kind);
+        }
+        loop {
+            self.fill_txq(inner)?;
+            if inner.txq.is_empty() {
+                return Ok(progress);
+            }
+            let more = self.gather(inner)?;
+            match inner.bvecs.send(self.sock.sock(), more).map_err(Close::Sock)? {
+                Io::Done(n) => {
+                    progress = true;
+                    self.sent(inner, n);
                 }
-                TxStep::Header { then: AfterHeader::Data } => {
-                    let len = self.request(tag).map(|r| r.transfer_len()).unwrap_or(0) as u32;
-                    inner.tx = Some((tag, kind, TxStep::Data { done: 0, len }));
-                }
-                TxStep::Data { done, len } => {
-                    if done == len {
-                        inner.tx = Some((tag, kind, TxStep::DataDigest { sent: 0 }));
-                        continue;
-                    }
-                    let req = self.request(tag).ok_or(Close::Reason("sending a missing command"))?;
-                    // More follows: a digest, the response, or the next send.
-                    let more = Self::digests(inner).data
-                        || !self.sq.sqhd_disabled()
-                        || inner.send_head < inner.sendq.len();
-                    match req.send_data(self.sock.sock(), &mut inner.bvecs, done, len - done, more).map_err(Close::Sock)? {
-                        Io::Done(n) => {
-                            inner.tx = Some((tag, kind, TxStep::Data { done: done + n as u32, len }));
-                            progress = true;
-                        }
-                        Io::WouldBlock | Io::Eof => return Ok(progress),
-                    }
-                }
-                TxStep::DataDigest { sent } => {
-                    let d = Self::digests(inner);
-                    if d.data && sent < proto::DIGEST_LEN {
-                        let pending = inner.tx_ddgst.get(sent..).unwrap_or(&[]);
-                        match self.sock.sock().send(pending, true).map_err(Close::Sock)? {
-                            Io::Done(n) => {
-                                inner.tx = Some((tag, kind, TxStep::DataDigest { sent: sent + n }));
-                                progress = true;
-                                continue;
-                            }
-                            Io::WouldBlock | Io::Eof => return Ok(progress),
-                        }
-                    }
-                    // Data is out: the response follows unless C2HData said SUCCESS.
-                    if self.sq.sqhd_disabled() {
-                        self.finish_send(inner, tag, kind);
-                    } else {
-                        self.encode_response(inner, tag)?;
-                        inner.tx = Some((tag, kind, TxStep::Header { then: AfterHeader::Done }));
-                    }
-                }
+                Io::WouldBlock | Io::Eof => return Ok(progress),
             }
         }
     }
 
-    /// Prepares the first PDU of a queued send.
-    fn start_send(&self, inner: &mut Inner, tag: u16, kind: SendKind) -> Result<(), Close> {
+    /// Takes queued sends off the FIFO, up to `TX_BATCH` on their way.
+    fn fill_txq(&self, inner: &mut Inner) -> Result<(), Close> {
+        while inner.txq.len() < TX_BATCH {
+            let Some(&(tag, kind)) = inner.sendq.get(inner.send_head) else {
+                inner.sendq.clear();
+                inner.send_head = 0;
+                return Ok(());
+            };
+            inner.send_head += 1;
+            let tx = self.prepare_send(inner, tag, kind)?;
+            // Cannot allocate: `txq` has room for `TX_BATCH` sends.
+            inner.txq.push(tx, GFP_ATOMIC).map_err(|_| Close::Reason("no memory for the send queue"))?;
+        }
+        compact_sendq(inner);
+        Ok(())
+    }
+
+    /// Fills the segment table with what is left of the sends on their way,
+    /// in order, as far as it holds; returns whether more follows at once
+    /// (the table is full, or more sends are queued).
+    fn gather(&self, inner: &mut Inner) -> Result<bool, Close> {
+        let queued = inner.send_head < inner.sendq.len();
+        let Inner { bvecs, txq, .. } = inner;
+        bvecs.clear();
+        for tx in txq.iter() {
+            let mut at = tx.done;
+            if at < tx.head {
+                if !bvecs.add_frag(&tx.pdus, at..tx.head) {
+                    return Ok(true);
+                }
+                at = tx.head;
+            }
+            let data_end = tx.head + tx.data as usize;
+            if at < data_end {
+                let req = self.request(tx.tag).ok_or(Close::Reason("sending a missing command"))?;
+                // CAST: `at - tx.head` is below `tx.data`, a `u32`.
+                let offset = (at - tx.head) as u32;
+                let want = tx.data - offset;
+                if req.add_data(bvecs, offset, want) < want {
+                    if bvecs.is_full() {
+                        return Ok(true);
+                    }
+                    return Err(Close::Reason("a command's data is shorter than its transfer"));
+                }
+                at = data_end;
+            }
+            let tail = at - data_end;
+            if tail < tx.tail && !bvecs.add_frag(&tx.pdus, TAIL + tail..TAIL + tx.tail) {
+                return Ok(true);
+            }
+        }
+        Ok(queued)
+    }
+
+    /// `n` bytes of the sends on their way went out: finishes those all out.
+    fn sent(&self, inner: &mut Inner, mut n: usize) {
+        while let Some(tx) = inner.txq.first_mut() {
+            let left = tx.len() - tx.done;
+            if n < left {
+                tx.done += n;
+                return;
+            }
+            n -= left;
+            if let Ok(tx) = inner.txq.remove(0) {
+                self.finish_send(inner, tx.tag, tx.kind);
+            }
+        }
+    }
+
+    /// Lays out the PDUs of a queued send.
+    fn prepare_send(&self, inner: &mut Inner, tag: u16, kind: SendKind) -> Result<TxSend, Close> {
         let req = self.request(tag).ok_or(Close::Reason("sending a missing command"))?;
         let d = Self::digests(inner);
-        match kind {
+        let mut pdus = inner.frags.alloc().map_err(|_| Close::Reason("no memory for a PDU header"))?;
+        let (hbuf, tbuf) = pdus.bytes_mut().split_at_mut(TAIL);
+        let (mut data, mut tail) = (0, 0);
+        let head = match kind {
             SendKind::R2t => {
-                let (rbytes, cid) = self.slot(inner, tag).map(|s| (s.rbytes, s.cid)).unwrap_or((0, 0));
+                let slot = self.slot(inner, tag).ok_or(Close::Reason("sending a missing command"))?;
+                slot.r2t_sent = true;
                 let r2t = proto::R2t {
-                    cccid: cid,
+                    cccid: slot.cid,
                     ttag: tag,
-                    r2to: rbytes,
-                    r2tl: (req.transfer_len() as u32).saturating_sub(rbytes),
+                    r2to: slot.rbytes,
+                    r2tl: (req.transfer_len() as u32).saturating_sub(slot.rbytes),
                 };
-                inner.tx_len = r2t.encode(&mut inner.tx_hdr, d)?;
-                if let Some(s) = self.slot(inner, tag) {
-                    s.r2t_sent = true;
-                }
+                r2t.encode(hbuf, d)?
             }
             SendKind::Completion => {
                 let (failed, cid) =
                     self.slot(inner, tag).map(|s| (s.state == SlotState::Failed, s.cid)).unwrap_or((true, 0));
-                let data_out = !failed && !req.is_write() && req.transfer_len() > 0 && req.status() == 0;
-                if data_out {
-                    let len = req.transfer_len() as u32;
+                let resp = proto::CapsuleResp { cqe: req.cqe() };
+                if !failed && !req.is_write() && req.transfer_len() > 0 && req.status() == 0 {
+                    // Read data: C2HData, then its digest, then the response
+                    // unless C2HData says SUCCESS.
+                    // CAST: at most MAX_DATA.
+                    data = req.transfer_len() as u32;
                     let success = self.sq.sqhd_disabled();
                     let c2h = proto::Data {
                         from_host: false,
                         cccid: cid,
                         ttag: 0,
                         datao: 0,
-                        datal: len,
+                        datal: data,
                         last: true,
                         success,
                     };
-                    inner.tx_len = c2h.encode(&mut inner.tx_hdr, d)?;
+                    let head = c2h.encode(hbuf, d)?;
                     if d.data {
-                        inner.tx_ddgst = (!req.data_crc(!0, 0, len)).to_le_bytes();
+                        let crc = (!req.data_crc(!0, 0, data)).to_le_bytes();
+                        if let Some(t) = tbuf.get_mut(..proto::DIGEST_LEN) {
+                            t.copy_from_slice(&crc);
+                            tail = proto::DIGEST_LEN;
+                        }
                     }
-                    inner.tx_sent = 0;
-                    inner.tx = Some((tag, kind, TxStep::Header { then: AfterHeader::Data }));
-                    return Ok(());
+                    if !success {
+                        tail += resp.encode(tbuf.get_mut(tail..).unwrap_or(&mut []), d)?;
+                    }
+                    head
+                } else {
+                    resp.encode(hbuf, d)?
                 }
-                self.encode_response(inner, tag)?;
             }
-        }
-        inner.tx_sent = 0;
-        inner.tx = Some((tag, kind, TxStep::Header { then: AfterHeader::Done }));
-        Ok(())
-    }
-
-    fn encode_response(&self, inner: &mut Inner, tag: u16) -> Result<(), Close> {
-        let req = self.request(tag).ok_or(Close::Reason("sending a missing command"))?;
-        let resp = proto::CapsuleResp { cqe: req.cqe() };
-        let d = Self::digests(inner);
-        inner.tx_len = resp.encode(&mut inner.tx_hdr, d)?;
-        inner.tx_sent = 0;
-        Ok(())
+        };
+        Ok(TxSend { tag, kind, pdus, head, data, tail, done: 0 })
     }
 
     /// The last PDU of a send went out.
     fn finish_send(&self, inner: &mut Inner, tag: u16, kind: SendKind) {
-        inner.tx = None;
         if kind == SendKind::R2t {
             return; // The command waits for its H2CData.
         }
