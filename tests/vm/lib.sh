@@ -199,7 +199,7 @@ cleanup() {
 	nvme disconnect-all >/dev/null 2>&1 || true
 	sh "$REPO/samples/nvmet-tcp-teardown.sh" >/dev/null 2>&1 || true
 	local m
-	for m in nvme_tcp nvmet_tcp nvme_loop nvmet nvme_fabrics null_blk; do
+	for m in nvme_tcp nvmet_tcp nvme_loop nvmet nvme_fabrics null_blk brd; do
 		[ -d "/sys/module/$m" ] && rmmod "$m" 2>/dev/null
 	done
 	return 0
