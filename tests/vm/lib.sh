@@ -116,6 +116,13 @@ connect() { # ADDR PORT [nvme connect options]
 	wait_ns
 }
 
+# For the benchmark and profiling scripts, after connect: lets udev finish
+# with the new namespace (it probes the device, and its rules read the 9p
+# root), which would otherwise run during the first seconds of a measurement.
+settle() {
+	udevadm settle --timeout=30 >/dev/null 2>&1 || true
+}
+
 # A short fio job with data verification on $1; the rest are fio options.
 fio_verify() {
 	local dev=$1
