@@ -110,8 +110,8 @@ enum Rx {
     Discard { left: u32 },
 }
 
-/// How much a header receive asks for at least: a whole command capsule
-/// header (with digest), so that one receive call usually reads it.
+/// Room for bytes read past a PDU header: a receive asks for at least a
+/// whole command capsule header (see `Queue::header_ask`).
 const HEADER_READ_AHEAD: usize = proto::CAPSULE_CMD_HLEN + proto::DIGEST_LEN;
 
 /// Bytes received past the end of a PDU header (at most
@@ -737,7 +737,7 @@ impl Queue {
         // arrives past this PDU's header is kept in `ahead` for what follows.
         loop {
             let (have, want) = (inner.hdr_have, inner.hdr_want());
-            let ask = want.max(HEADER_READ_AHEAD);
+            let ask = want.max(Self::header_ask(inner));
             let Some(space) = inner.hdr.get_mut(have..ask) else {
                 return Err(Close::Reason("receive state out of bounds"));
             };
@@ -840,6 +840,15 @@ impl Queue {
             icreq.maxr2t
         );
         Ok(())
+    }
+
+    /// How much a header receive asks for at least: a command capsule's
+    /// header with this queue's digest, so that one receive call usually
+    /// reads it, and in-capsule data after it goes straight to the command's
+    /// pages. (Shorter headers, of H2CData, read a little of their data ahead.)
+    fn header_ask(inner: &Inner) -> usize {
+        let digest = if Self::digests(inner).header { proto::DIGEST_LEN } else { 0 };
+        proto::CAPSULE_CMD_HLEN + digest
     }
 
     fn digests(inner: &Inner) -> Digests {
