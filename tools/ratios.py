@@ -12,7 +12,8 @@ _T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
 
 
 def t95(df):
-    """The two-sided 95 % quantile of Student's t with df degrees of freedom."""
+    """The two-sided 95 % quantile of Student's t with df degrees of freedom
+    (the normal's 1.96 beyond the table, within 4 % of t there)."""
     return _T95[df - 1] if df <= len(_T95) else 1.96
 
 
