@@ -4,6 +4,8 @@
 #
 #   make                 build both modules
 #   make check           every test: protocol crate on the host, then the VM suite
+#                        on the debug kernel and part of it on the stock kernel
+#                        (make check STOCK=all: all of it on both)
 #   make demo            configfs target + nvme connect in a VM
 #   make bench           C and Rust targets side by side in one VM, as ratios
 #   make deb             the DKMS package nvme-tcp-rs-dkms_*.deb (Documentation/dkms.md)
@@ -13,6 +15,8 @@
 #   make KDIR=/lib/modules/$(uname -r)/build KSRC=/usr/src/linux-source-X.Y
 # KDIR is a prepared kernel build or headers tree that has the Rust artifacts;
 # KSRC is the matching kernel source (the nvme private headers come from it).
+# MO=DIR puts the build's output in DIR instead of the source directories
+# (tools/check builds for the debug kernel this way).
 #
 # Without KDIR, and outside the project's build tree, the build runs inside
 # that tree (tools/tree makes it once; it needs root) for the stock kernel
@@ -44,16 +48,16 @@ check-rustc := $(if $(filter-out $(rustc-want),$(rustc-have))$(filter-out $(rust
 
 modules all:
 	$(check-kdir)$(check-rust)$(check-artifacts)$(check-ksrc)$(check-rustc)
-	$(MAKE) -C $(KDIR) M=$(REPO) KSRC=$(abspath $(KSRC)) modules
+	$(MAKE) -C $(KDIR) M=$(REPO) $(if $(MO),MO=$(abspath $(MO))) KSRC=$(abspath $(KSRC)) modules
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(REPO) KSRC=$(abspath $(KSRC)) clean
+	$(MAKE) -C $(KDIR) M=$(REPO) $(if $(MO),MO=$(abspath $(MO))) KSRC=$(abspath $(KSRC)) clean
 endif
 
 .PHONY: modules all clean check demo bench deb
 
 check:
-	$(REPO)/tools/check
+	STOCK=$(STOCK) $(REPO)/tools/check
 
 demo:
 	$(REPO)/tools/demo

@@ -34,3 +34,15 @@ tree_path() {
 # Paths inside the tree (as seen from inside it).
 headers_dir() { echo "/usr/src/linux-headers-$KVER"; }
 source_dir() { echo "/usr/src/$KSRC_PKG"; }
+
+# The debug kernel (tools/debug-kernel): its release, its cache directory
+# keyed by everything that produces it, and where tools/in-tree binds that
+# directory inside the tree (the build's paths stay valid there).
+DEBUG_RELEASE_SUFFIX=nvme-tcp-rs-debug
+debug_release() { echo "${KVER%-*}-$DEBUG_RELEASE_SUFFIX"; }
+debug_kernel_key() {
+	cat "$REPO/tools/debug-kernel" "$REPO/tools/kernels/debug.config" "$REPO/tools/kernels/debug.modules" "$KCONF" |
+		sha256sum | cut -c1-16
+}
+debug_kernel_path() { echo "$CACHE/debug-$KVER-$(debug_kernel_key)"; }
+debug_mount() { echo "/usr/src/nvme-tcp-rs-debug"; }

@@ -9,7 +9,7 @@ target_setup 127.0.0.1 4420
 [ -d /sys/module/nvmet_tcp ] || fail "enabling the port did not load nvmet_tcp"
 is_ours nvmet_tcp || fail "the port loaded the stock nvmet-tcp, not ours"
 wait_for 5 listening 127.0.0.1:4420 || fail "nothing listens on 127.0.0.1:4420"
-dmesg | grep -q 'nvmet_tcp: enabling port 1 (127.0.0.1:4420)' || fail "no 'enabling port' line"
+klog | grep -q 'nvmet_tcp: enabling port 1 (127.0.0.1:4420)' || fail "no 'enabling port' line"
 if rmmod nvmet_tcp 2>/dev/null; then fail "rmmod succeeded with the port enabled"; fi
 remove_port 1
 wait_for 5 sh -c '! ss -Hltn "sport = :4420" | grep -q .' || fail "still listening after the port was removed"

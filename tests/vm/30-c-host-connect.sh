@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-# The stock C host against our target: connect with 1, 2 and more I/O queues
-# than CPUs (the host caps them), nvme list, id-ctrl, I/O, disconnect and
+# The stock C host against our target: connect with 1, 2, 4 and more I/O
+# queues than CPUs (the host caps them; the debug suite's guest has 4), nvme list, id-ctrl, I/O, disconnect and
 # reconnect; discovery and connect-all through our port.
 . "$(dirname "$0")/lib.sh"
 
@@ -8,12 +8,14 @@ load_stock host/nvme-tcp
 is_ours nvme_tcp && fail "the host is not the stock one"
 target_setup 127.0.0.1 4420
 cpus=$(nproc)
-for q in 1 2 8; do
-	dmesg -C
+for q in 1 2 4 8; do
+	m=$(klog_mark "q=$q")
 	nvme connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" --nr-io-queues=$q >/dev/null
 	dev=$(wait_ns) || fail "q=$q: no namespace appeared"
 	want=$((q < cpus ? q : cpus))
-	dmesg | grep -q "creating $want I/O queues" || fail "q=$q: expected $want I/O queues: $(dmesg | grep 'I/O queues')"
+	klog "$m" | grep -q "creating $want I/O queues" || fail "q=$q: expected $want I/O queues: $(klog "$m" | grep 'I/O queues')"
+	[ "$(cat "/sys/class/nvme/$(basename "${dev%n1}")/queue_count")" = $((want + 1)) ] ||
+		fail "q=$q: queue_count $(cat "/sys/class/nvme/$(basename "${dev%n1}")/queue_count"), expected $((want + 1))"
 	nvme list | grep -q "$dev" || fail "q=$q: nvme list does not show $dev"
 	nvme id-ctrl "${dev%n1}" | grep -q "^subnqn *: $NQN" || fail "q=$q: id-ctrl does not report $NQN"
 	dd if="$dev" of=/dev/null bs=4k count=256 iflag=direct status=none || fail "q=$q: read failed"

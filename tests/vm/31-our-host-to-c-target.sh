@@ -10,7 +10,7 @@ target_setup 127.0.0.1 4420
 modprobe nvme_tcp
 is_ours nvme_tcp || fail "nvme_tcp is not ours"
 for digests in "" "--hdr-digest --data-digest"; do
-	dmesg -C
+	m=$(klog_mark "digests: $digests")
 	# shellcheck disable=SC2086
 	if err=$(nvme connect -t tcp -a 127.0.0.1 -s 4420 -n "$NQN" $digests 2>&1); then
 		fail "connect succeeded unexpectedly"
@@ -18,12 +18,12 @@ for digests in "" "--hdr-digest --data-digest"; do
 	echo "nvme connect: $err"
 	want="queue 0 (127.0.0.1:4420): ICResp accepted"
 	case $digests in *hdr*) want="$want (pfv 0, cpda 0, hdgst 1, ddgst 1" ;; *) want="$want (pfv 0, cpda 0, hdgst 0, ddgst 0" ;; esac
-	dmesg | grep -qF "$want" || fail "no '$want' in the kernel log"
-	dmesg | grep -q 'controller setup is not implemented yet' || fail "no reason logged for the refusal"
+	klog "$m" | grep -qF "$want" || fail "no '$want' in the kernel log"
+	klog "$m" | grep -q 'controller setup is not implemented yet' || fail "no reason logged for the refusal"
 	echo "PASS icreq${digests:+-hdgst+ddgst}"
 done
 # Nothing listens here: the connect fails with a reason, quickly.
-dmesg -C
+m=$(klog_mark "closed port")
 if nvme connect -t tcp -a 127.0.0.1 -s 4999 -n "$NQN" 2>/dev/null; then fail "connect to a closed port succeeded"; fi
-dmesg | grep -q 'queue 0 (127.0.0.1:4999): failed to connect' || fail "no reason logged for the refused connection"
+klog "$m" | grep -q 'queue 0 (127.0.0.1:4999): failed to connect' || fail "no reason logged for the refused connection"
 rmmod nvme_tcp

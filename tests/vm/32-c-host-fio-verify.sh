@@ -29,5 +29,19 @@ fio_verify "$dev" --rw=randrw --bs=4k --iodepth=128 --size=16m || fail "4 KiB QD
 nvme disconnect -n "$NQN" >/dev/null
 echo "PASS qd128"
 
+# maxh2cdata 8 KiB: the ICResp says so, the target takes a write in PDUs of
+# that size and ends a connection that sends more in one PDU; so the C
+# host's writes, all verified, went in PDUs of at most 8 KiB.
 echo 8192 >/sys/module/nvmet_tcp/parameters/max_h2c_data
+[ "$(cat /sys/module/nvmet_tcp/parameters/max_h2c_data)" = 8192 ] || fail "max_h2c_data did not take 8192"
+need_peer
+"$PEER" icreq 127.0.0.1 4420 | grep -q 'maxdata 8192$' || fail "the ICResp does not say maxdata 8192"
+echo "PASS maxh2cdata-icresp"
+"$PEER" h2c-split 127.0.0.1 4420 --nqn "$NQN" 65536 8192 || fail "a write in 8 KiB H2CData PDUs failed"
+if out=$("$PEER" h2c-split 127.0.0.1 4420 --nqn "$NQN" 65536 16384); then
+	fail "a 16 KiB H2CData PDU over maxh2cdata 8 KiB was accepted: $out"
+fi
+echo "$out"
+echo "$out" | grep -q 'fes 0x5' || fail "a 16 KiB H2CData PDU: not refused as a data transfer limit error: $out"
+echo "PASS maxh2cdata-enforced"
 run_matrix maxh2cdata-8k+ddgst --data-digest

@@ -18,26 +18,33 @@ trap 'sh "$REPO/samples/nvmet-tcp-teardown.sh"; umount "$DIR"' EXIT
 FILE=$DIR/ns.img
 truncate -s 64M "$FILE"
 
+# Writes VALUE to configfs attribute FILE and reads it back.
+set_attr() { # FILE VALUE
+	echo "$2" >"$1"
+	[ "$(cat "$1")" = "$2" ] || fail "$1 reads back '$(cat "$1")', not '$2'"
+}
+
 # Exports DEVICE as namespace 1 of $NQN on 127.0.0.1:4420; extra arguments
-# are namespace attributes as NAME=VALUE, set before it is enabled.
+# are namespace attributes as NAME=VALUE, set before it is enabled. Every
+# attribute is read back.
 export_ns() { # DEVICE [ATTR=VALUE...]
 	local s=$CFS/subsystems/$NQN a
 	mkdir "$s"
-	echo 1 >"$s/attr_allow_any_host"
+	set_attr "$s/attr_allow_any_host" 1
 	mkdir "$s/namespaces/1"
-	echo "$1" >"$s/namespaces/1/device_path"
+	set_attr "$s/namespaces/1/device_path" "$1"
 	shift
 	for a in "$@"; do
-		echo "${a#*=}" >"$s/namespaces/1/${a%%=*}"
+		set_attr "$s/namespaces/1/${a%%=*}" "${a#*=}"
 	done
-	echo 1 >"$s/namespaces/1/enable" || return 1
+	set_attr "$s/namespaces/1/enable" 1
 	add_port 1 127.0.0.1 4420
 }
 
 backend() { # LABEL DEVICE [ATTR=VALUE...]
 	local label=$1 dev
 	shift
-	export_ns "$@" || fail "$label: cannot enable the namespace"
+	export_ns "$@"
 	is_ours nvmet_tcp || fail "$label: the target is not ours"
 	dev=$(connect 127.0.0.1 4420 --data-digest) || fail "$label: connect failed"
 	fio_verify "$dev" --rw=randrw --bs=4k --iodepth=32 || fail "$label: 4 KiB QD32"

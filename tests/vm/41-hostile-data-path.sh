@@ -10,16 +10,19 @@ need_peer
 load_stock host/nvme-tcp
 target_setup 127.0.0.1 4420
 dev=$(connect 127.0.0.1 4420) || fail "C host connect failed"
-# Writes verified as they go (verify_backlog), for longer than the cases take.
-fio_verify "$dev" --rw=randwrite --bs=16k --iodepth=8 --time_based --runtime=75 --verify_backlog=32 --size=32m >/tmp/bg.out 2>&1 &
+# Writes verified as they go (verify_backlog), for longer than the cases take,
+# over 128 MiB of the device; read back and checked again afterwards.
+JOB=(--bs=16k --iodepth=8 --size=128m)
+fio_timed_writes "$dev" "${JOB[@]}" --runtime=75 >/tmp/bg.out 2>&1 &
 fio_pid=$!
 sleep 2
 hostile_cases 127.0.0.1 4420 --nqn "$NQN"
 kill -0 $fio_pid 2>/dev/null || fail "fio on the C host ended during the hostile cases: $(cat /tmp/bg.out)"
 wait $fio_pid || fail "fio on the C host failed: $(tail -n 20 /tmp/bg.out)"
+fio_verify_after "$dev" "${JOB[@]}" || fail "the C host's data did not verify after the job"
 echo "PASS concurrent-fio-verify"
-logged=$(dmesg | grep -cE 'nvmet_tcp: queue [0-9]+ \(127\.0\.0\.1:[0-9]+\): .*, closing') || true
-echo "logged reasons: $logged"
-nvme disconnect -n "$NQN" >/dev/null
+# Every case that ended a connection was logged, naming it.
+logged_cases
+nvme disconnect -n "$NQN" >/dev/null || fail "disconnect failed"
 remove_port 1
 rmmod nvmet_tcp || fail "nvmet_tcp does not unload after the hostile cases"

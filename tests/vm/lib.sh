@@ -8,8 +8,42 @@ MODDIR=/lib/modules/$KVER
 CFS=/sys/kernel/config/nvmet
 NQN=nqn.2026-11.io.nvme-tcp-rs:test
 PEER=${NVME_TCP_PEER:-$REPO/target/tree/release/nvme-tcp-peer}
-# Kernel log lines that fail a test: warnings, oopses, sanitizer and lockdep reports.
-SPLAT='WARNING:|BUG:|Oops|KASAN|UBSAN|lockdep|possible (circular|recursive) locking|refcount_t:|blocked for more than|general protection fault|Kernel panic|list_(add|del) corruption|stack-protector|Call Trace'
+# Kernel log lines that fail a test: warnings, oopses, sanitizer, debug-object
+# and lockdep reports (BUG: covers KFENCE, KASAN's "BUG: KASAN:" and "BUG:
+# sleeping function called from invalid context").
+SPLAT='WARNING:|BUG:|Oops|KASAN|KFENCE|UBSAN|ODEBUG|lockdep|possible (circular|recursive) locking|inconsistent lock state|INFO: trying to register non-static key|refcount_t:|blocked for more than|general protection fault|Kernel panic|list_(add|del) corruption|list corruption|stack-protector|Call Trace'
+
+# Writes a unique marker line into the kernel log and prints it.
+klog_mark() {
+	local tag
+	tag="nvme-tcp-rs: mark $(date +%s.%N) $*"
+	echo "$tag" >/dev/kmsg
+	echo "$tag"
+}
+
+# The kernel log from marker $1 on (default: the current test's start, which
+# tests/vm/run sets). Nothing at all if the marker is gone.
+klog() {
+	dmesg | awk -v m="${1:-${NVME_TCP_TEST_MARK:?no marker}}" 'f || index($0, m) { f = 1; print }'
+}
+
+# kmemleak's report after two scans, less the leaks that are not ours: a leak
+# is ours when a frame of its stack is in an nvme or nvmet module (the stack
+# names it) or in a module unloaded since (an address without a name: every
+# module the tests load is gone by now).
+kmemleak_ours() {
+	local k=/sys/kernel/debug/kmemleak
+	echo scan >"$k" || return 1
+	sleep 6
+	echo scan >"$k" || return 1
+	awk '
+		function flush() { if (block != "" && ours) printf "%s", block; block = ""; ours = 0 }
+		/^unreferenced object/ { flush() }
+		{ block = block $0 "\n" }
+		/\[nvmet?[a-z_]*\]/ || /(^| )nvmet?_[a-z0-9_]+\+0x/ { ours = 1 }
+		/^ +(\[<[0-9a-f]+>\] )?0x[0-9a-f]+$/ { ours = 1 }
+		END { flush() }' "$k"
+}
 
 fail() {
 	echo "FAILED: $*" >&2
@@ -135,15 +169,65 @@ fio_verify() {
 	[ "$(cut -d';' -f5 /tmp/fio.out | head -n1)" = 0 ] || { cat /tmp/fio.out; return 1; }
 }
 
+# Time-based random writes on $1 (the rest: fio options), verified as they go
+# (verify_backlog) and saving fio's verify state for fio_verify_after.
+fio_timed_writes() {
+	local dev=$1
+	shift
+	fio --name=timed --filename="$dev" --ioengine=libaio --direct=1 --rw=randwrite \
+		--verify=crc32c --verify_fatal=1 --verify_backlog=32 --time_based \
+		--verify_state_save=1 --aux-path=/tmp \
+		--output-format=terse --terse-version=3 "$@" >/tmp/timed.out 2>&1 ||
+		{ cat /tmp/timed.out; return 1; }
+	[ "$(cut -d';' -f5 /tmp/timed.out | head -n1)" = 0 ] || { cat /tmp/timed.out; return 1; }
+}
+
+# Reads back every block the last fio_timed_writes wrote on $1 and checks it;
+# the rest are the same options, less the time-based ones.
+fio_verify_after() {
+	local dev=$1 kib
+	shift
+	fio --name=timed --filename="$dev" --ioengine=libaio --direct=1 --rw=randwrite \
+		--verify=crc32c --verify_fatal=1 --verify_only --verify_state_load=1 --aux-path=/tmp \
+		--output-format=terse --terse-version=3 "$@" >/tmp/after.out 2>&1 ||
+		{ cat /tmp/after.out; return 1; }
+	# terse v3: field 5 is the error, field 6 the KiB read.
+	[ "$(cut -d';' -f5 /tmp/after.out | head -n1)" = 0 ] || { cat /tmp/after.out; return 1; }
+	kib=$(cut -d';' -f6 /tmp/after.out | head -n1)
+	[ "${kib:-0}" -gt 0 ] || { echo "fio_verify_after: nothing was read back"; cat /tmp/after.out; return 1; }
+	echo "verified $kib KiB after the job"
+}
+
+# Checks the kernel log since the test began names the connection of every
+# hostile case that passed in /tmp/cases.out (the peer prints its port) with
+# a reason; CASEs given may end without one (a case that ends the
+# connection itself, before the target has anything to report).
+logged_cases() { # [CASE...]
+	local line name port missing=
+	while IFS= read -r line; do
+		case $line in "ok "*) ;; *) continue ;; esac
+		name=${line#ok }
+		name=${name%%:*}
+		port=$(echo "$line" | sed -n 's/.*\[port \([0-9]*\)\]$/\1/p')
+		[ -n "$port" ] || fail "$name: the peer named no port"
+		printf '%s\n' "$@" | grep -qxF "$name" && continue
+		klog | grep -qE "nvmet_tcp: queue [0-9]+ \(127\.0\.0\.1:$port\): .*, closing" ||
+			missing="$missing $name"
+	done </tmp/cases.out
+	[ -z "$missing" ] || fail "no reason naming the connection was logged for:$missing"
+}
+
 # Installs our modules where modprobe and nvmet's request_module find them
 # before the stock ones (updates/; the guest's /lib is a throw-away overlay),
 # and gives nvme-cli a host NQN and ID.
+# NVME_TCP_MODULES names the build output holding them (default: the
+# repository; tools/check builds for the debug kernel elsewhere).
 guest_setup() {
-	local ko
+	local ko built=${NVME_TCP_MODULES:-$REPO}
 	mkdir -p "$MODDIR/updates/nvme-tcp-rs"
 	for ko in drivers/nvme/host/nvme_tcp.ko drivers/nvme/target/nvmet_tcp.ko; do
-		[ -f "$REPO/$ko" ] || return 1
-		cp "$REPO/$ko" "$MODDIR/updates/nvme-tcp-rs/"
+		[ -f "$built/$ko" ] || return 1
+		cp "$built/$ko" "$MODDIR/updates/nvme-tcp-rs/"
 	done
 	depmod -a
 	mkdir -p /etc/nvme
@@ -201,13 +285,20 @@ j = json.load(open(sys.argv[1]))["jobs"][0]
 print("%.1f" % (j["read"] if j["read"]["io_bytes"] else j["write"])["iops"])' "$1"
 }
 
-# Undoes whatever a test left: host controllers, configfs, modules.
+# Undoes whatever a test left: host controllers, configfs, modules. A module
+# that does not unload (within 10 s: teardown may still be running) is
+# reported on stdout and fails the clean-up.
 cleanup() {
-	nvme disconnect-all >/dev/null 2>&1 || true
-	sh "$REPO/samples/nvmet-tcp-teardown.sh" >/dev/null 2>&1 || true
-	local m
-	for m in nvme_tcp nvmet_tcp nvme_loop nvmet nvme_fabrics null_blk brd; do
-		[ -d "/sys/module/$m" ] && rmmod "$m" 2>/dev/null
+	# Both may have nothing to do; what they fail to undo keeps a module busy.
+	nvme disconnect-all >/dev/null 2>&1
+	sh "$REPO/samples/nvmet-tcp-teardown.sh" >/dev/null 2>&1
+	local m rc=0
+	for m in nvme_tcp nvmet_tcp nvme_loop nvmet nvme_fabrics nvme_core nvme_auth nvme_keyring null_blk brd; do
+		[ -d "/sys/module/$m" ] || continue
+		if ! wait_for 10 rmmod "$m" 2>/dev/null; then
+			echo "rmmod $m failed: $(rmmod "$m" 2>&1) (refcnt $(cat "/sys/module/$m/refcnt" 2>/dev/null), holders: $(ls "/sys/module/$m/holders" 2>/dev/null | tr '\n' ' '))"
+			rc=1
+		fi
 	done
-	return 0
+	return $rc
 }

@@ -21,6 +21,11 @@ const WRITE_LEN: u32 = 4096;
 /// Set in every SQE: data pointer is an SGL (as fabrics require).
 const SGL_METABUF: u8 = 0x40;
 
+/// The status field of a CQE (without the phase bit): 0 is success.
+pub fn cqe_status(cqe: &[u8; 16]) -> u16 {
+    u16::from_le_bytes([cqe[14], cqe[15]]) >> 1
+}
+
 fn other(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
@@ -63,13 +68,20 @@ impl Session {
 
     /// Sends a command capsule with `data` in the capsule.
     fn send_capsule(&mut self, sqe: [u8; 64], data: &[u8]) -> io::Result<()> {
+        self.send_capsule_digest(sqe, data, false)
+    }
+
+    /// Sends a command capsule with `data` in the capsule, whose data digest
+    /// is wrong with `bad_ddgst`.
+    fn send_capsule_digest(&mut self, sqe: [u8; 64], data: &[u8], bad_ddgst: bool) -> io::Result<()> {
         let mut b = [0u8; proto::CAPSULE_CMD_HLEN + proto::DIGEST_LEN];
         let cmd = proto::CapsuleCmd { sqe, data_len: data.len() as u32 };
         let n = cmd.encode(&mut b, self.d).map_err(other)?;
         let mut out = b[..n].to_vec();
         out.extend_from_slice(data);
         if self.d.data && !data.is_empty() {
-            out.extend_from_slice(&proto::crc32c(data).to_le_bytes());
+            let d = proto::crc32c(data) ^ u32::from(bad_ddgst);
+            out.extend_from_slice(&d.to_le_bytes());
         }
         self.s.write_all(&out)
     }
@@ -92,16 +104,22 @@ impl Session {
 
     /// Waits for the next response capsule; returns its CQE if it succeeded.
     pub fn recv_response(&mut self) -> io::Result<[u8; 16]> {
+        let cqe = self.recv_cqe()?;
+        match cqe_status(&cqe) {
+            0 => Ok(cqe),
+            status => Err(other(format!("command failed with status {status:#x}"))),
+        }
+    }
+
+    /// Waits for the next response capsule and returns its CQE, whatever its
+    /// status.
+    pub fn recv_cqe(&mut self) -> io::Result<[u8; 16]> {
         loop {
             match self.recv_pdu()? {
-                (Pdu::CapsuleResp(r), _) => {
-                    let status = u16::from_le_bytes([r.cqe[14], r.cqe[15]]) >> 1;
-                    if status != 0 {
-                        return Err(other(format!("command failed with status {status:#x}")));
-                    }
-                    return Ok(r.cqe);
+                (Pdu::CapsuleResp(r), _) => return Ok(r.cqe),
+                (Pdu::TermReq(t), _) => {
+                    return Err(other(format!("C2HTermReq fes {:#x} fei {:#x}", t.fes, t.fei)))
                 }
-                (Pdu::TermReq(t), _) => return Err(other(format!("C2HTermReq fes {:#x}", t.fes))),
                 _ => continue,
             }
         }
@@ -147,31 +165,55 @@ impl Session {
         self.recv_response().map(|_| ()).map_err(|e| other(format!("Property Set CC: {e}")))
     }
 
+    /// The local TCP port of this connection (the one the target logs).
+    pub fn local_port(&self) -> u16 {
+        self.s.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
     /// Connects a controller with keep-alive timeout `kato_ms` (admin queue on
-    /// a second connection, which this session keeps), makes this session its
-    /// I/O queue 1, sends a 4 KiB
-    /// write to namespace 1 and returns the target's R2T for it.
-    pub fn connect_and_write(&mut self, kato_ms: u32) -> io::Result<proto::R2t> {
+    /// a second connection, which this session keeps) and makes this session
+    /// its I/O queue 1.
+    pub fn connect_io(&mut self, kato_ms: u32) -> io::Result<()> {
         let addr = self.s.peer_addr()?;
         let mut admin = Session::open(&addr.to_string(), self.d)?;
         let cntlid = admin.connect(0, 0xffff, kato_ms)?;
         admin.enable()?;
         self.admin = Some(Box::new(admin));
-        self.connect(1, cntlid, kato_ms)?;
+        self.connect(1, cntlid, kato_ms).map(|_| ())
+    }
+
+    /// Sends a write of `len` bytes at LBA 0 of namespace `nsid`, with
+    /// `inline` as in-capsule data (empty: the data is to be asked for by
+    /// R2T); a wrong data digest with `bad_ddgst`. Returns its command id.
+    pub fn send_write(&mut self, nsid: u32, len: u32, inline: &[u8], bad_ddgst: bool) -> io::Result<u16> {
         let mut sqe = [0u8; 64];
         sqe[0] = 0x01; // Write
         sqe[1] = SGL_METABUF;
         let cid = self.cid();
         sqe[2..4].copy_from_slice(&cid.to_le_bytes());
-        sqe[4..8].copy_from_slice(&1u32.to_le_bytes()); // nsid
-        sqe[32..36].copy_from_slice(&WRITE_LEN.to_le_bytes());
-        sqe[39] = proto::SGL_TRANSPORT_DATA_BLOCK;
-        sqe[48..50].copy_from_slice(&((WRITE_LEN / 512 - 1) as u16).to_le_bytes());
-        self.send_capsule(sqe, &[])?;
+        sqe[4..8].copy_from_slice(&nsid.to_le_bytes());
+        sqe[32..36].copy_from_slice(&len.to_le_bytes());
+        sqe[39] = if inline.is_empty() { proto::SGL_TRANSPORT_DATA_BLOCK } else { proto::SGL_DATA_BLOCK_OFFSET };
+        sqe[48..50].copy_from_slice(&((len / 512).saturating_sub(1) as u16).to_le_bytes());
+        self.send_capsule_digest(sqe, inline, bad_ddgst)?;
+        Ok(cid)
+    }
+
+    /// Waits for the R2T of command `cid`, asking for `len` bytes.
+    pub fn recv_r2t(&mut self, cid: u16, len: u32) -> io::Result<proto::R2t> {
         match self.recv_pdu()? {
-            (Pdu::R2t(r2t), _) if r2t.cccid == cid && r2t.r2tl == WRITE_LEN => Ok(r2t),
+            (Pdu::R2t(r2t), _) if r2t.cccid == cid && r2t.r2tl == len => Ok(r2t),
+            (Pdu::TermReq(t), _) => Err(other(format!("C2HTermReq fes {:#x} fei {:#x}", t.fes, t.fei))),
             (p, _) => Err(other(format!("expected the R2T for the write, got {p:?}"))),
         }
+    }
+
+    /// [`Session::connect_io`], then a 4 KiB write to namespace 1; returns
+    /// the target's R2T for it.
+    pub fn connect_and_write(&mut self, kato_ms: u32) -> io::Result<proto::R2t> {
+        self.connect_io(kato_ms)?;
+        let cid = self.send_write(1, WRITE_LEN, &[], false)?;
+        self.recv_r2t(cid, WRITE_LEN)
     }
 
     fn h2c_bytes(&self, data: &proto::Data, plen_datal: Option<u32>, bad_ddgst: bool) -> io::Result<Vec<u8>> {
