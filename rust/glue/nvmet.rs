@@ -176,6 +176,10 @@ pub(crate) trait NvmetTransport: 'static {
     /// The host's address on controller `ctrl_key`'s admin queue, written
     /// into `out`; returns its length.
     fn host_traddr(ctrl_key: usize, out: &mut [u8]) -> Result<usize>;
+
+    /// Largest data transfer of one command, as MDTS: a power of two in
+    /// units of the controller's minimum page size (4 KiB).
+    const MDTS: u8;
 }
 
 /// The static `nvmet_fabrics_ops` table of a transport.
@@ -200,7 +204,12 @@ impl<T: NvmetTransport> OpsTable<T> {
         ops.delete_ctrl = Some(Self::delete_ctrl);
         ops.disc_traddr = Some(Self::disc_traddr);
         ops.host_traddr = Some(Self::host_traddr);
+        ops.get_mdts = Some(Self::get_mdts);
         Self(ops, PhantomData)
+    }
+
+    unsafe extern "C" fn get_mdts(_ctrl: *const bindings::nvmet_ctrl) -> u8 {
+        T::MDTS
     }
 
     unsafe extern "C" fn queue_response(req: *mut bindings::nvmet_req) {

@@ -12,6 +12,7 @@ use kernel::{module::this_module, prelude::*};
 #[path = "../../../rust/glue"]
 mod glue {
     pub(crate) mod bindings;
+    pub(crate) mod digest;
     pub(crate) mod fmt;
     pub(crate) mod layout;
     pub(crate) mod fabrics;

@@ -99,6 +99,8 @@ impl NvmetTransport for TcpTransport {
     type Port = Arc<Port>;
     type Queue = Queue;
 
+    const MDTS: u8 = queue::MDTS;
+
     fn add_port(nport: &NvmetPort) -> Result<Arc<Port>> {
         let family = match nport.family() {
             AddrFamily::Ipv4 => Family::Inet,

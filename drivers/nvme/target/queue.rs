@@ -38,6 +38,14 @@ use kernel::{
 /// Largest H2CData PDU we accept (`maxh2cdata` in the ICResp), and largest
 /// data transfer of one command, as the C target.
 pub(crate) const MAX_DATA: u32 = 4 * 1024 * 1024;
+/// [`MAX_DATA`] as the controller's MDTS (in 4 KiB pages, log2), so that a
+/// host splits larger I/O rather than sending commands we refuse.
+pub(crate) const MDTS: u8 = {
+    let pages = MAX_DATA / 4096;
+    assert!(pages.is_power_of_two());
+    // CAST: at most 31.
+    pages.trailing_zeros() as u8
+};
 /// Segments one socket call moves: 1 MiB of a command's data pages, so that
 /// a data PDU usually takes one receive call (each may make TCP send an
 /// ACK), or the headers and pages of several commands' sends.
@@ -104,10 +112,13 @@ enum Rx {
     Header,
     /// Receiving `len - done` more data bytes for slot `tag` at `offset`.
     Data { tag: u16, offset: u32, len: u32, done: u32, crc: Option<u32> },
-    /// Receiving the data digest of the `len` bytes just received into `tag`.
-    DataDigest { tag: u16, len: u32, expected: u32, have: usize },
-    /// Reading and dropping `left` bytes (data of a command nvmet refused).
-    Discard { left: u32 },
+    /// Receiving the data digest of the `len` bytes just received into `tag`
+    /// (`None`: of data that was dropped).
+    DataDigest { tag: Option<u16>, len: u32, expected: u32, have: usize },
+    /// Reading and dropping `left` more bytes (the in-capsule data of a
+    /// command that was refused), with their running digest if the queue
+    /// has data digests: a wrong digest ends the connection all the same.
+    Discard { left: u32, crc: Option<proto::Crc32c> },
 }
 
 /// Room for bytes read past a PDU header: a receive asks for at least a
@@ -679,7 +690,7 @@ impl Queue {
                 if done < len {
                     inner.rx = Rx::Data { tag, offset, len, done, crc };
                 } else if let Some(c) = crc {
-                    inner.rx = Rx::DataDigest { tag, len, expected: !c, have: 0 };
+                    inner.rx = Rx::DataDigest { tag: Some(tag), len, expected: !c, have: 0 };
                     inner.hdr_have = 0;
                 } else {
                     self.data_done(inner, tag, len, ready)?;
@@ -704,22 +715,44 @@ impl Queue {
                 if received != expected {
                     return Err(Close::Protocol(proto::Error::DataDigest { expected, received }));
                 }
-                self.data_done(inner, tag, len, ready)?;
+                match tag {
+                    Some(tag) => self.data_done(inner, tag, len, ready)?,
+                    None => inner.rx = self.next_header(inner),
+                }
                 Ok(true)
             }
-            Rx::Discard { left } => {
+            Rx::Discard { left, crc } => {
                 let mut sink = [0u8; 256];
                 let want = (left as usize).min(sink.len());
-                let n = match inner.ahead.recv(self.sock.sock(), sink.get_mut(..want).unwrap_or(&mut [])).map_err(Close::Sock)? {
-                    Io::Done(n) => n as u32,
+                let got = sink.get_mut(..want).unwrap_or(&mut []);
+                let n = match inner.ahead.recv(self.sock.sock(), got).map_err(Close::Sock)? {
+                    Io::Done(n) => n.min(want),
                     Io::WouldBlock => return Ok(false),
                     Io::Eof => return Err(Close::Reason("connection closed in the middle of a PDU")),
                 };
-                let left = left.saturating_sub(n);
-                inner.rx = if left == 0 { self.next_header(inner) } else { Rx::Discard { left } };
+                let crc = crc.map(|mut c| {
+                    c.update(sink.get(..n).unwrap_or(&[]));
+                    c
+                });
+                // CAST: `n` is at most 256.
+                let left = left.saturating_sub(n as u32);
+                inner.rx = match (left, crc) {
+                    (0, Some(c)) => {
+                        inner.hdr_have = 0;
+                        Rx::DataDigest { tag: None, len: 0, expected: c.finish(), have: 0 }
+                    }
+                    (0, None) => self.next_header(inner),
+                    _ => Rx::Discard { left, crc },
+                };
                 Ok(true)
             }
         }
+    }
+
+    /// Drops the `len` bytes of in-capsule data of a refused command, checking
+    /// their digest if the PDU has one.
+    fn discard(&self, len: u32, frame: &proto::Frame) -> Rx {
+        Rx::Discard { left: len, crc: frame.data_digest.then(proto::Crc32c::new) }
     }
 
     /// Prepares for the next PDU header.
@@ -877,7 +910,6 @@ impl Queue {
         };
         let req = self.request(tag).ok_or(Close::Reason("no command slot"))?;
         let inline = frame.data_len;
-        let ddgst = if frame.data_digest { proto::DIGEST_LEN as u32 } else { 0 };
         if let Some(s) = self.slot(inner, tag) {
             *s = Slot { state: SlotState::DataIn, rbytes: 0, r2t_sent: false, cid: cmd.command_id() };
         }
@@ -887,7 +919,7 @@ impl Queue {
             if let Some(s) = self.slot(inner, tag) {
                 s.state = SlotState::Failed;
             }
-            inner.rx = if inline > 0 { Rx::Discard { left: inline + ddgst } } else { self.next_header(inner) };
+            inner.rx = if inline > 0 { self.discard(inline, frame) } else { self.next_header(inner) };
             return Ok(());
         }
         let sgl = cmd.sgl();
@@ -917,7 +949,7 @@ impl Queue {
         if !in_capsule && inline > 0 {
             return Err(Close::Protocol(proto::Error::InvalidField { field: proto::Field::Plen, value: inline }));
         }
-        inner.rx = if inline > 0 { Rx::Discard { left: inline + ddgst } } else { self.next_header(inner) };
+        inner.rx = if inline > 0 { self.discard(inline, frame) } else { self.next_header(inner) };
         let status = if len > MAX_DATA {
             status::SGL_INVALID_DATA | status::DNR
         } else if in_capsule && !req.is_write() {
