@@ -186,6 +186,22 @@ const DATA_CASES: &[DataCase] = &[
         },
     },
     DataCase {
+        name: "mdts-exceeded",
+        what: "an 8 MiB write, past the 4 MiB MDTS: refused with Data SGL Length Invalid, connection kept",
+        expect: Expect::StaysOpen,
+        digests: NO_DIGESTS,
+        kato_ms: 15000,
+        send: |s, _| {
+            let cid = s.send_write(1, 8 << 20, &[], false)?;
+            let cqe = s.recv_cqe()?;
+            // Status code 0xf, generic command status, Do Not Retry.
+            match (u16::from_le_bytes([cqe[12], cqe[13]]), session::cqe_status(&cqe)) {
+                (c, 0x400f) if c == cid => Ok(()),
+                (c, st) => Err(io::Error::other(format!("expected status 0x400f for cid {cid}, got cid {c} status {st:#x}"))),
+            }
+        },
+    },
+    DataCase {
         name: "inline-refused-bad-ddgst",
         what: "the same refused write with a wrong data digest on its in-capsule data",
         expect: Expect::Close,
@@ -487,7 +503,15 @@ fn split_write(host: &str, len: u32, chunk: u32) -> Result<u32, String> {
     while off < len {
         let l = chunk.min(len - off);
         let d = proto::Data { from_host: true, cccid: cid, ttag: r2t.ttag, datao: off, datal: l, last: off + l == len, success: false };
-        s.send_h2c(&d, None).map_err(|e| e.to_string())?;
+        if let Err(e) = s.send_h2c(&d, None) {
+            // The target may have refused an earlier PDU and closed: what
+            // it said before closing is the answer, not the failed send.
+            return Err(match await_close(s.stream()) {
+                Ok(Some(t)) => format!("C2HTermReq fes {:#x} fei {:#x}, then closed", t.fes, t.fei),
+                Ok(None) => format!("closed without a C2HTermReq (send: {e})"),
+                Err(why) => format!("send: {e}; then {why}"),
+            });
+        }
         off += l;
         n += 1;
     }
