@@ -29,6 +29,23 @@ fio_verify "$dev" --rw=randrw --bs=4k --iodepth=128 --size=16m || fail "4 KiB QD
 nvme disconnect -n "$NQN" >/dev/null
 echo "PASS qd128"
 
+# MDTS: the controller says 4 MiB (2^10 pages of 4 KiB), the largest
+# transfer the target takes, so the host splits an 8 MiB direct write and
+# read into commands the target accepts; the data comes back intact.
+dev=$(connect 127.0.0.1 4420) || fail "connect failed"
+mdts=$(nvme id-ctrl "${dev%n1}" | awk '$1 == "mdts" { print $3 }')
+[ "$mdts" = 10 ] || fail "MDTS is '$mdts', expected 10 (4 MiB)"
+hw=$(cat "/sys/block/${dev#/dev/}/queue/max_hw_sectors_kb")
+[ "$hw" -le 4096 ] || fail "the host's max_hw_sectors_kb is $hw, over MDTS's 4096"
+head -c 8M /dev/urandom >/tmp/8m
+dd if=/tmp/8m of="$dev" bs=8M count=1 oflag=direct status=none || fail "an 8 MiB direct write failed"
+dd if="$dev" of=/tmp/8m.back bs=8M count=1 iflag=direct status=none || fail "an 8 MiB direct read failed"
+cmp -s /tmp/8m /tmp/8m.back || fail "the 8 MiB read back differs from what was written"
+rm -f /tmp/8m /tmp/8m.back
+nvme disconnect -n "$NQN" >/dev/null || fail "disconnect failed"
+wait_for 10 sh -c "! test -b $dev" || fail "$dev still there after disconnect"
+echo "PASS mdts-8m-direct"
+
 # maxh2cdata 8 KiB: the ICResp says so, the target takes a write in PDUs of
 # that size and ends a connection that sends more in one PDU; so the C
 # host's writes, all verified, went in PDUs of at most 8 KiB.

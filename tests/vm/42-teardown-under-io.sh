@@ -1,28 +1,36 @@
 # SPDX-License-Identifier: GPL-2.0
 # Teardown while the stock C host does I/O: the port goes away and comes back
-# (the host reconnects and fio finishes with verified data), the namespace is
+# five times (the host, with a 1 s keep-alive and reconnect delay, is live
+# again each time, and fio finishes with verified data), the namespace is
 # disabled and re-enabled, and the module unloads with a controller still
 # trying to reconnect once its port is gone.
 . "$(dirname "$0")/lib.sh"
 
 load_stock host/nvme-tcp
 target_setup 127.0.0.1 4420
-dev=$(connect 127.0.0.1 4420 --reconnect-delay=1 --ctrl-loss-tmo=60) || fail "connect failed"
+dev=$(connect 127.0.0.1 4420 --keep-alive-tmo=1 --reconnect-delay=1 --ctrl-loss-tmo=60) || fail "connect failed"
 ctrl=$(basename "${dev%n1}")
 
-# 1. Port removal in the middle of fio; the port comes back 3 s later. Every
-#    block written is read back and checked after the job.
+# 1. The port is removed and re-added five times in the middle of fio: each
+#    time the host notices, reconnects and is live again. Every block written
+#    is read back and checked after the job.
 JOB=(--bs=16k --iodepth=16 --size=128m)
-fio_timed_writes "$dev" "${JOB[@]}" --runtime=20 >/tmp/bg.out 2>&1 &
+fio_timed_writes "$dev" "${JOB[@]}" --runtime=60 >/tmp/bg.out 2>&1 &
 fio_pid=$!
 sleep 4
-remove_port 1
-wait_for 15 sh -c "grep -qv live /sys/class/nvme/$ctrl/state" || fail "the host did not notice the port going away"
-sleep 3
-add_port 1 127.0.0.1 4420
-wait_for 30 sh -c "grep -qx live /sys/class/nvme/$ctrl/state" || fail "the host did not reconnect: $(cat /sys/class/nvme/$ctrl/state)"
-wait $fio_pid || fail "fio across the port removal: $(tail -n 20 /tmp/bg.out)"
-fio_verify_after "$dev" "${JOB[@]}" || fail "data written across the port removal does not verify"
+for i in 1 2 3 4 5; do
+	remove_port 1
+	wait_for 15 sh -c "grep -qv live /sys/class/nvme/$ctrl/state" || fail "round $i: the host did not notice the port going away"
+	sleep 1
+	add_port 1 127.0.0.1 4420
+	wait_for 30 sh -c "grep -qx live /sys/class/nvme/$ctrl/state" ||
+		fail "round $i: the host did not reconnect: $(cat /sys/class/nvme/$ctrl/state)"
+	kill -0 $fio_pid 2>/dev/null || fail "round $i: fio ended early: $(tail -n 20 /tmp/bg.out)"
+	echo "round $i: port removed, host back to live"
+	sleep 2
+done
+wait $fio_pid || fail "fio across the port removals: $(tail -n 20 /tmp/bg.out)"
+fio_verify_after "$dev" "${JOB[@]}" || fail "data written across the port removals does not verify"
 echo "PASS port-removal-during-io"
 
 # 2. The namespace is disabled under I/O: the host loses it and the I/O
