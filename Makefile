@@ -15,8 +15,6 @@
 #   make KDIR=/lib/modules/$(uname -r)/build KSRC=/usr/src/linux-source-X.Y
 # KDIR is a prepared kernel build or headers tree that has the Rust artifacts;
 # KSRC is the matching kernel source (the nvme private headers come from it).
-# MO=DIR puts the build's output in DIR instead of the source directories
-# (tools/check builds for the debug kernel this way).
 #
 # Without KDIR, and outside the project's build tree, the build runs inside
 # that tree (tools/tree makes it once; it needs root) for the stock kernel
@@ -48,10 +46,10 @@ check-rustc := $(if $(filter-out $(rustc-want),$(rustc-have))$(filter-out $(rust
 
 modules all:
 	$(check-kdir)$(check-rust)$(check-artifacts)$(check-ksrc)$(check-rustc)
-	$(MAKE) -C $(KDIR) M=$(REPO) $(if $(MO),MO=$(abspath $(MO))) KSRC=$(abspath $(KSRC)) modules
+	$(MAKE) -C $(KDIR) M=$(REPO) KSRC=$(abspath $(KSRC)) modules
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(REPO) $(if $(MO),MO=$(abspath $(MO))) KSRC=$(abspath $(KSRC)) clean
+	$(MAKE) -C $(KDIR) M=$(REPO) KSRC=$(abspath $(KSRC)) clean
 endif
 
 .PHONY: modules all clean check demo bench deb
