@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The module's own workqueue, reachable from static C callbacks.
+//! The module's own workqueues, reachable from static C callbacks.
 //!
 //! `kernel::workqueue` offers the system queues only; a storage transport needs
 //! its own `WQ_MEM_RECLAIM | WQ_HIGHPRI` queue, and one it can drain on unload.

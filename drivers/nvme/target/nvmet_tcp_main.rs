@@ -45,12 +45,20 @@ module! {
 /// The workqueue that runs every port's accept work and every queue's I/O work.
 pub(crate) static WQ: ModuleWq = ModuleWq::new();
 
+/// The workqueue that releases ended queues. Not [`WQ`]: a release waits for
+/// its queue's I/O work, and a work item that flushes another one of its own
+/// `WQ_MEM_RECLAIM` queue can deadlock when only that queue's rescuer runs,
+/// under memory pressure (lockdep reports the recursion).
+pub(crate) static RELEASE_WQ: ModuleWq = ModuleWq::new();
+
 pub(crate) static OPS: OpsTable<port::TcpTransport> = OpsTable::tcp(this_module::<LocalModule>());
 
 struct NvmetTcpModule {
-    // Field order is teardown order: no new ports, then no queues, then no work.
+    // Field order is teardown order: no new ports, then no queues, then no
+    // releases (which wait for I/O work), then no work.
     _registration: Registration<port::TcpTransport>,
     _queues: queue::ShutdownOnDrop,
+    _release_wq: ModuleWqGuard,
     _wq: ModuleWqGuard,
 }
 
@@ -59,8 +67,14 @@ impl kernel::Module for NvmetTcpModule {
         check_layout()?;
         queue::init_registry();
         let wq = WQ.create(c"nvmet_tcp_wq")?;
+        let release_wq = RELEASE_WQ.create(c"nvmet_tcp_release_wq")?;
         let registration = Registration::new(&OPS)?;
-        Ok(Self { _registration: registration, _queues: queue::ShutdownOnDrop, _wq: wq })
+        Ok(Self {
+            _registration: registration,
+            _queues: queue::ShutdownOnDrop,
+            _release_wq: release_wq,
+            _wq: wq,
+        })
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{
     },
     port::Port,
     proto::{self, Digests, Role, Stage},
-    OPS, WQ,
+    OPS, RELEASE_WQ, WQ,
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use kernel::{
@@ -1242,7 +1242,7 @@ impl Queue {
             // As the C target: an error on one queue fails the whole controller.
             self.sq.ctrl_fatal_error();
         }
-        if let Some(wq) = WQ.get() {
+        if let Some(wq) = RELEASE_WQ.get() {
             let _ = wq.enqueue::<_, 2>(self);
         }
     }
