@@ -183,6 +183,13 @@ fio_scaled() {
 	done
 }
 
+# Field N of fio's terse (v3) result line in FILE: 5 is the error, 6 the KiB
+# read. Only the result line: fio may log other lines first (a verify-only
+# pass that reaches writes the job never completed says where it stops).
+terse_field() { # N FILE
+	grep -m1 '^3;fio-' "$2" | cut -d';' -f"$1"
+}
+
 # A short fio job with data verification on $1; the rest are fio options
 # (sizes scaled by FIO_SCALE).
 fio_verify() {
@@ -194,7 +201,7 @@ fio_verify() {
 		--output-format=terse --terse-version=3 "${opts[@]}" >/tmp/fio.out 2>&1 ||
 		{ cat /tmp/fio.out; return 1; }
 	# terse v3: field 5 is the error.
-	[ "$(cut -d';' -f5 /tmp/fio.out | head -n1)" = 0 ] || { cat /tmp/fio.out; return 1; }
+	[ "$(terse_field 5 /tmp/fio.out)" = 0 ] || { cat /tmp/fio.out; return 1; }
 }
 
 # Time-based random writes on $1 (the rest: fio options), verified as they go
@@ -207,7 +214,7 @@ fio_timed_writes() {
 		--verify_state_save=1 --aux-path=/tmp \
 		--output-format=terse --terse-version=3 "$@" >/tmp/timed.out 2>&1 ||
 		{ cat /tmp/timed.out; return 1; }
-	[ "$(cut -d';' -f5 /tmp/timed.out | head -n1)" = 0 ] || { cat /tmp/timed.out; return 1; }
+	[ "$(terse_field 5 /tmp/timed.out)" = 0 ] || { cat /tmp/timed.out; return 1; }
 }
 
 # Reads back every block the last fio_timed_writes wrote on $1 and checks it;
@@ -220,8 +227,8 @@ fio_verify_after() {
 		--output-format=terse --terse-version=3 "$@" >/tmp/after.out 2>&1 ||
 		{ cat /tmp/after.out; return 1; }
 	# terse v3: field 5 is the error, field 6 the KiB read.
-	[ "$(cut -d';' -f5 /tmp/after.out | head -n1)" = 0 ] || { cat /tmp/after.out; return 1; }
-	kib=$(cut -d';' -f6 /tmp/after.out | head -n1)
+	[ "$(terse_field 5 /tmp/after.out)" = 0 ] || { cat /tmp/after.out; return 1; }
+	kib=$(terse_field 6 /tmp/after.out)
 	[ "${kib:-0}" -gt 0 ] || { echo "fio_verify_after: nothing was read back"; cat /tmp/after.out; return 1; }
 	echo "verified $kib KiB after the job"
 }

@@ -1362,9 +1362,14 @@ impl Drop for ShutdownOnDrop {
     fn drop(&mut self) {
         loop {
             let remaining = {
-                let queues = QUEUES.lock();
+                let mut queues = QUEUES.lock();
                 for q in queues.iter() {
                     q.shutdown();
+                }
+                if queues.is_empty() {
+                    // A static is never dropped: give its buffer back, or it
+                    // outlives the module (kmemleak reports it on unload).
+                    drop(core::mem::replace(&mut *queues, KVec::new()));
                 }
                 queues.len()
             };
