@@ -2,7 +2,7 @@
 # Several subsystems, namespaces and hosts on one port of our target, through
 # the stock C host: two subsystems (two namespaces and one) with I/O to each
 # namespace; two host NQNs on one subsystem at once; allow_any_host=0 with
-# an allowed host and a refused one; 32 controllers connected at once.
+# an allowed host and a refused one; 32 controllers connecting at once.
 . "$(dirname "$0")/lib.sh"
 
 load_stock host/nvme-tcp
@@ -125,9 +125,15 @@ klog | grep -q "not allowed" ||
 	fail "the refusal was not logged: $(klog | tail -n 5)"
 echo "PASS allow-any-host-0"
 
-# 32 controllers at once: 32 hosts on one subsystem, one I/O queue each.
+# 32 controllers at once: 32 hosts on one subsystem, one I/O queue each,
+# all connecting at the same time.
+pids=()
 for n in $(seq 1 32); do
-	connect_as "$n" "$S1" --nr-io-queues=1 >/dev/null || fail "controller $n: connect failed"
+	connect_as "$n" "$S1" --nr-io-queues=1 >"/tmp/connect-$n.out" 2>&1 &
+	pids+=($!)
+done
+for n in $(seq 1 32); do
+	wait "${pids[n - 1]}" || fail "controller $n: connect failed: $(cat "/tmp/connect-$n.out")"
 done
 wait_for 60 sh -c "[ \$(for c in /sys/class/nvme/nvme*; do [ \"\$(cat \$c/subsysnqn)\" = '$S1' ] && cat \$c/state; done | grep -c live) = 32 ]" ||
 	fail "not 32 live controllers: $(ctrls_of "$S1" | wc -l)"

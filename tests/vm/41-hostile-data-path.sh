@@ -10,15 +10,19 @@ need_peer
 load_stock host/nvme-tcp
 target_setup 127.0.0.1 4420
 dev=$(connect 127.0.0.1 4420) || fail "C host connect failed"
-# Writes verified as they go (verify_backlog), for longer than the cases take,
-# over 128 MiB of the device; read back and checked again afterwards.
+# Writes verified as they go (verify_backlog), from before the first case to
+# after the last, over 128 MiB of the device; read back and checked again
+# afterwards.
 JOB=(--bs=16k --iodepth=8 --size=128m)
-fio_timed_writes "$dev" "${JOB[@]}" --runtime=75 >/tmp/bg.out 2>&1 &
+fio_timed_writes "$dev" "${JOB[@]}" >/tmp/bg.out 2>&1 &
 fio_pid=$!
 sleep 2
-hostile_cases 127.0.0.1 4420 --nqn "$NQN"
+# The cases past the handshake (40-hostile-icreq runs the others).
+cases=$("$PEER" hostile --list | awk '{print $1}' | grep -vE '^(icreq|header|unknown|c2h|capsule|second)')
+# shellcheck disable=SC2086
+hostile_cases 127.0.0.1 4420 --nqn "$NQN" $cases
 kill -0 $fio_pid 2>/dev/null || fail "fio on the C host ended during the hostile cases: $(cat /tmp/bg.out)"
-wait $fio_pid || fail "fio on the C host failed: $(tail -n 20 /tmp/bg.out)"
+fio_stop $fio_pid || fail "fio on the C host failed: $(tail -n 20 /tmp/bg.out)"
 fio_verify_after "$dev" "${JOB[@]}" || fail "the C host's data did not verify after the job"
 echo "PASS concurrent-fio-verify"
 # Every case that ended a connection was logged, naming it. Not by us: the

@@ -15,7 +15,7 @@ ctrl=$(basename "${dev%n1}")
 #    time the host notices, reconnects and is live again. Every block written
 #    is read back and checked after the job.
 JOB=(--bs=16k --iodepth=16 --size=128m)
-fio_timed_writes "$dev" "${JOB[@]}" --runtime=60 >/tmp/bg.out 2>&1 &
+fio_timed_writes "$dev" "${JOB[@]}" >/tmp/bg.out 2>&1 &
 fio_pid=$!
 sleep 4
 for i in 1 2 3 4 5; do
@@ -29,7 +29,7 @@ for i in 1 2 3 4 5; do
 	echo "round $i: port removed, host back to live"
 	sleep 2
 done
-wait $fio_pid || fail "fio across the port removals: $(tail -n 20 /tmp/bg.out)"
+fio_stop $fio_pid || fail "fio across the port removals: $(tail -n 20 /tmp/bg.out)"
 fio_verify_after "$dev" "${JOB[@]}" || fail "data written across the port removals does not verify"
 echo "PASS port-removal-during-io"
 

@@ -204,21 +204,32 @@ fio_verify() {
 	[ "$(terse_field 5 /tmp/fio.out)" = 0 ] || { cat /tmp/fio.out; return 1; }
 }
 
-# Time-based random writes on $1 (the rest: fio options), verified as they go
-# (verify_backlog) and saving fio's verify state for fio_verify_after.
+# Random writes on $1 (the rest: fio options), verified as they go
+# (verify_backlog), until fio_stop ends them (or 400 s pass), saving fio's
+# verify state for fio_verify_after. Run it in the background.
 fio_timed_writes() {
 	local dev=$1
 	shift
+	rm -f /tmp/fio.stop
 	fio --name=timed --filename="$dev" --ioengine=libaio --direct=1 --rw=randwrite \
-		--verify=crc32c --verify_fatal=1 --verify_backlog=32 --time_based \
-		--verify_state_save=1 --aux-path=/tmp \
+		--verify=crc32c --verify_fatal=1 --verify_backlog=32 --time_based --runtime=400 \
+		--trigger-file=/tmp/fio.stop --verify_state_save=1 --aux-path=/tmp \
 		--output-format=terse --terse-version=3 "$@" >/tmp/timed.out 2>&1 ||
 		{ cat /tmp/timed.out; return 1; }
 	[ "$(terse_field 5 /tmp/timed.out)" = 0 ] || { cat /tmp/timed.out; return 1; }
 }
 
+# Ends the fio_timed_writes running as PID (fio's trigger file: it stops its
+# writes and saves its verify state, the writes still in flight included) and
+# returns its status.
+fio_stop() { # PID
+	kill -0 "$1" 2>/dev/null || { wait "$1"; return 1; }
+	touch /tmp/fio.stop
+	wait "$1"
+}
+
 # Reads back every block the last fio_timed_writes wrote on $1 and checks it;
-# the rest are the same options, less the time-based ones.
+# the rest are the same options.
 fio_verify_after() {
 	local dev=$1 kib
 	shift
