@@ -2,14 +2,21 @@
 
 //! CRC32C (Castagnoli), the NVMe/TCP header and data digest.
 //!
-//! A portable table-driven (slice-by-8) implementation, so the crate needs no
-//! kernel and gives the same answer on the host. The digest is the standard
-//! CRC-32C: initial value and final XOR `0xFFFF_FFFF`, reflected, stored on
-//! the wire little-endian.
+//! The digest is the standard CRC-32C: initial value and final XOR
+//! `0xFFFF_FFFF`, reflected, stored on the wire little-endian. In the kernel
+//! modules (`--cfg MODULE`) the bytes go through the kernel's `crc32c()`,
+//! which uses the CPU's CRC instruction where there is one; elsewhere (host
+//! tests, tools) through the portable table-driven (slice-by-8) walk
+//! below. Both give the same answers.
+
+#[cfg(MODULE)]
+use crate::glue::digest::crc32c_update as update;
 
 /// Reflected Castagnoli polynomial.
+#[cfg(not(MODULE))]
 const POLY: u32 = 0x82F6_3B78;
 
+#[cfg(not(MODULE))]
 const fn make_tables() -> [[u32; 256]; 8] {
     let mut t = [[0u32; 256]; 8];
     let mut i = 0;
@@ -36,6 +43,7 @@ const fn make_tables() -> [[u32; 256]; 8] {
     t
 }
 
+#[cfg(not(MODULE))]
 static TABLES: [[u32; 256]; 8] = make_tables();
 
 /// A running CRC32C.
@@ -56,24 +64,7 @@ impl Crc32c {
 
     /// Adds `data`.
     pub fn update(&mut self, data: &[u8]) {
-        let mut crc = self.0;
-        let mut chunks = data.chunks_exact(8);
-        // PANIC: `c` has exactly 8 bytes, and every table index is masked to a byte.
-        for c in &mut chunks {
-            let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
-            crc = TABLES[7][(lo & 0xff) as usize]
-                ^ TABLES[6][((lo >> 8) & 0xff) as usize]
-                ^ TABLES[5][((lo >> 16) & 0xff) as usize]
-                ^ TABLES[4][(lo >> 24) as usize]
-                ^ TABLES[3][c[4] as usize]
-                ^ TABLES[2][c[5] as usize]
-                ^ TABLES[1][c[6] as usize]
-                ^ TABLES[0][c[7] as usize];
-        }
-        for &b in chunks.remainder() {
-            crc = (crc >> 8) ^ TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize];
-        }
-        self.0 = crc;
+        self.0 = update(self.0, data);
     }
 
     /// The digest of everything added.
@@ -87,4 +78,27 @@ pub fn crc32c(data: &[u8]) -> u32 {
     let mut c = Crc32c::new();
     c.update(data);
     c.finish()
+}
+
+/// The running (pre-inversion) CRC `crc` advanced over `data`: the portable
+/// slice-by-8 table walk.
+#[cfg(not(MODULE))]
+fn update(mut crc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(8);
+    // PANIC: `c` has exactly 8 bytes, and every table index is masked to a byte.
+    for c in &mut chunks {
+        let lo = u32::from_le_bytes([c[0], c[1], c[2], c[3]]) ^ crc;
+        crc = TABLES[7][(lo & 0xff) as usize]
+            ^ TABLES[6][((lo >> 8) & 0xff) as usize]
+            ^ TABLES[5][((lo >> 16) & 0xff) as usize]
+            ^ TABLES[4][(lo >> 24) as usize]
+            ^ TABLES[3][c[4] as usize]
+            ^ TABLES[2][c[5] as usize]
+            ^ TABLES[1][c[6] as usize]
+            ^ TABLES[0][c[7] as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = (crc >> 8) ^ TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize];
+    }
+    crc
 }

@@ -8,16 +8,10 @@
 //! `nvme-tcp-proto` crate. Nothing here allocates, blocks or panics on peer
 //! input.
 
-// The portable CRC32C, except in the kernel modules (`--cfg MODULE`), where
-// the kernel's `crc32c()` computes every digest.
-#[cfg(not(MODULE))]
 mod crc32c;
 mod error;
 mod pdu;
 
-#[cfg(MODULE)]
-pub use crate::glue::digest::{crc32c, Crc32c};
-#[cfg(not(MODULE))]
 pub use crc32c::{crc32c, Crc32c};
 pub use error::{Error, Fes, Field};
 pub use pdu::*;
