@@ -162,9 +162,11 @@ settle() {
 # How much data fio_verify's jobs move, in percent of the sizes the tests
 # give: a quarter on the debug kernel, where KASAN under TCG moves data about
 # ten times slower (NVME_TCP_FIO_SCALE overrides).
+# DEBUG_KERNEL is 1 on the debug kernel: tests whose whole matrix also runs on
+# the stock kernel (tools/check) run a smaller one there.
 case $KVER in
-*-debug) FIO_SCALE=${NVME_TCP_FIO_SCALE:-25} ;;
-*) FIO_SCALE=${NVME_TCP_FIO_SCALE:-100} ;;
+*-debug) FIO_SCALE=${NVME_TCP_FIO_SCALE:-25} DEBUG_KERNEL=1 ;;
+*) FIO_SCALE=${NVME_TCP_FIO_SCALE:-100} DEBUG_KERNEL=0 ;;
 esac
 
 # fio options with every --size=N[k|m] scaled by FIO_SCALE (at least 64 KiB).
