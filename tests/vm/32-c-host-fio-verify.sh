@@ -8,8 +8,8 @@
 load_stock host/nvme-tcp
 target_setup 127.0.0.1 4420
 # On the debug kernel (which tools/check runs beside the stock one, where the
-# whole matrix runs) only the first and last digest settings run every job;
-# the others run one in-capsule and one R2T job.
+# whole matrix runs) only no digests and both digests run every job; the
+# other settings run one in-capsule and one R2T job.
 run_matrix() { # LABEL [nvme connect options]
 	local label=$1 dev all=1
 	shift
