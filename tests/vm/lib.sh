@@ -265,19 +265,18 @@ logged_cases() { # [CASE...]
 	[ -z "$missing" ] || fail "no reason naming the connection was logged for:$missing"
 }
 
-# Installs our modules where modprobe and nvmet's request_module find them
-# before the stock ones (updates/; the guest's /lib is a throw-away overlay),
-# and gives nvme-cli a host NQN and ID.
-# NVME_TCP_MODULES names the build output holding them (default: the
-# repository; tools/check builds for the debug kernel elsewhere).
+# Checks that our modules are where modprobe and nvmet's request_module find
+# them before the stock ones (updates/nvme-tcp-rs: tools/testbed/vm installs
+# them, when built, before the guest boots), and gives nvme-cli a host NQN
+# and ID.
 guest_setup() {
-	local ko built=${NVME_TCP_MODULES:-$REPO}
-	mkdir -p "$MODDIR/updates/nvme-tcp-rs"
-	for ko in drivers/nvme/host/nvme_tcp.ko drivers/nvme/target/nvmet_tcp.ko; do
-		[ -f "$built/$ko" ] || return 1
-		cp "$built/$ko" "$MODDIR/updates/nvme-tcp-rs/"
+	local m
+	for m in nvme_tcp nvmet_tcp; do
+		case $(modinfo -n "$m" 2>/dev/null) in
+		"$MODDIR"/updates/nvme-tcp-rs/"$m".ko) ;;
+		*) return 1 ;;
+		esac
 	done
-	depmod -a
 	mkdir -p /etc/nvme
 	[ -s /etc/nvme/hostnqn ] || nvme gen-hostnqn >/etc/nvme/hostnqn
 	[ -s /etc/nvme/hostid ] || cat /proc/sys/kernel/random/uuid >/etc/nvme/hostid
