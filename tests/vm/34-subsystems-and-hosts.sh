@@ -68,7 +68,6 @@ ns_devs() { # S
 connect_as 1 "$S1" >/dev/null || fail "connect to $S1 failed"
 connect_as 1 "$S2" >/dev/null || fail "connect to $S2 failed"
 wait_for 30 sh -c "[ \$(ls /dev/nvme*n* 2>/dev/null | grep -c 'n[0-9]*$') -ge 3 ]" || fail "the three namespaces did not appear: $(ls /dev/nvme*)"
-udevadm settle --timeout=30 >/dev/null 2>&1 || true
 d1=$(ns_devs "$S1") || fail "$S1 has no live controller"
 d2=$(ns_devs "$S2") || fail "$S2 has no live controller"
 [ "$(echo "$d1" | wc -l)" = 2 ] || fail "$S1 shows namespaces '$d1', expected two"

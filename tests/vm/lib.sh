@@ -152,15 +152,6 @@ connect() { # ADDR PORT [nvme connect options]
 	wait_ns
 }
 
-# For the benchmark and profiling scripts, after connect: lets udev finish
-# with the new namespace (it probes the device, and its rules read the 9p
-# root), which would otherwise run during the first seconds of a measurement.
-# Since 2026-12-04 our guests run no udevd (tools/testbed/guest-init), and
-# this returns at once; it stays for a guest that does.
-settle() {
-	udevadm settle --timeout=30 >/dev/null 2>&1 || true
-}
-
 # How much data fio_verify's jobs move, in percent of the sizes the tests
 # give: a quarter on the debug kernel, where KASAN under TCG moves data about
 # ten times slower (NVME_TCP_FIO_SCALE overrides).
