@@ -40,9 +40,14 @@ source_dir() { echo "/usr/src/$KSRC_PKG"; }
 # directory inside the tree (the build's paths stay valid there).
 DEBUG_RELEASE_SUFFIX=nvme-tcp-rs-debug
 debug_release() { echo "${KVER%-*}-$DEBUG_RELEASE_SUFFIX"; }
+# Of the kernel's recipe only the source and the toolchain count: a package
+# added to the tree for the tests does not rebuild the kernel.
 debug_kernel_key() {
-	cat "$REPO/tools/debug-kernel" "$REPO/tools/kernels/debug.config" "$REPO/tools/kernels/debug.modules" "$KCONF" |
-		sha256sum | cut -c1-16
+	{
+		cat "$REPO/tools/debug-kernel" "$REPO/tools/kernels/debug.config" "$REPO/tools/kernels/debug.modules"
+		printf '%s\n' "$KVER" "$KSRC_PKG" "$KERNEL_PKG_VER" "$RUSTC_VER" "$BINDGEN_VER" "$GCC_VER" \
+			"$CLANG_VER" "$CC" "$HOSTCC" "$CROSS_COMPILE" "$ARCH"
+	} | sha256sum | cut -c1-16
 }
 debug_kernel_path() { echo "$CACHE/debug-$KVER-$(debug_kernel_key)"; }
 debug_mount() { echo "/usr/src/nvme-tcp-rs-debug"; }
