@@ -71,6 +71,21 @@ impl Crc32c {
     pub const fn finish(&self) -> u32 {
         !self.0
     }
+
+    /// The running state: the CRC register before the final inversion
+    /// (`!finish()`). Code that digests bytes elsewhere (the kernel's
+    /// `crc32c()` over pages) continues from it, and [`Crc32c::resume`]
+    /// takes the result back.
+    pub const fn state(&self) -> u32 {
+        self.0
+    }
+
+    /// A digest that continues from `state`, a [`Crc32c::state`] advanced
+    /// over more bytes (`Crc32c::resume(Crc32c::new().state())` is a digest
+    /// over no bytes yet).
+    pub const fn resume(state: u32) -> Self {
+        Self(state)
+    }
 }
 
 /// CRC32C of `data`.
@@ -101,4 +116,20 @@ fn update(mut crc: u32, data: &[u8]) -> u32 {
         crc = (crc >> 8) ^ TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize];
     }
     crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_resume_continues_the_digest() {
+        let mut c = Crc32c::new();
+        c.update(b"1234");
+        let mut r = Crc32c::resume(c.state());
+        r.update(b"56789");
+        assert_eq!(r.finish(), 0xE306_9283);
+        assert_eq!(Crc32c::resume(Crc32c::new().state()).finish(), 0);
+        assert_eq!(Crc32c::new().state(), !0);
+    }
 }
