@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The NVMe/TCP wire protocol: PDU layouts, framing checks with typed errors,
-//! and CRC32C digests.
+//! CRC32C digests, and the receive state machine ([`Receiver`]) both ends
+//! drive from their sockets.
 //!
 //! Kernel-independent and `no_std`: the same source is compiled into both
 //! kernel modules (as their `proto` module) and tested on the host as the
@@ -11,7 +12,9 @@
 mod crc32c;
 mod error;
 mod pdu;
+mod rx;
 
 pub use crc32c::{crc32c, Crc32c};
 pub use error::{Error, Fes, Field};
 pub use pdu::*;
+pub use rx::{Limits, Receiver, Step};
