@@ -8,6 +8,12 @@
 //! kernel modules (as their `proto` module) and tested on the host as the
 //! `nvme-tcp-proto` crate. Nothing here allocates, blocks or panics on peer
 //! input.
+//!
+//! No `unsafe` either: the lint is set here, not in the host crate's root,
+//! so that the kernel modules, which include this file as a module of their
+//! own, are held to it too.
+
+#![forbid(unsafe_code)]
 
 mod crc32c;
 mod error;
