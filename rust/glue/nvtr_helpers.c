@@ -202,6 +202,11 @@ bool nvtr_net_ratelimit(void)
 	return net_ratelimit();
 }
 
+void nvtr_warn(const char *what)
+{
+	WARN(1, "%s\n", what);
+}
+
 u32 nvtr_crc32c(u32 crc, const void *data, size_t len)
 {
 	return crc32c(crc, data, len);

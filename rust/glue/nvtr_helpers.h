@@ -77,6 +77,9 @@ struct workqueue_struct *nvtr_alloc_io_wq(const char *name);
 /* The networking stack's shared limit on log lines caused by peers. */
 bool nvtr_net_ratelimit(void);
 
+/* A kernel warning (WARN) with a backtrace, for states the code never reaches. */
+void nvtr_warn(const char *what);
+
 /* CRC32C as the kernel computes it (accelerated where the CPU allows). */
 u32 nvtr_crc32c(u32 crc, const void *data, size_t len);
 

@@ -4,9 +4,8 @@
 
 use crate::{
     glue::{
-        bindings,
-        fabrics::{CtrlOptions, FabricsTransport},
-        sock::{Family, SockAddr, Socket},
+        host::fabrics::{CtrlOptions, FabricsTransport, NewCtrl},
+        sock::{SockAddr, Socket},
     },
     proto,
 };
@@ -15,16 +14,16 @@ use kernel::prelude::*;
 /// Port used when `trsvcid` is not given (the NVMe/TCP discovery port).
 const DEFAULT_TRSVCID: &CStr = c"8009";
 /// How long to wait for the ICResp, as the C host.
-const ICRESP_TIMEOUT_SECS: isize = 10;
+const ICRESP_TIMEOUT_SECS: u32 = 10;
 
 /// The host transport.
 pub(crate) struct TcpHost;
 
 impl FabricsTransport for TcpHost {
-    fn create_ctrl(opts: &CtrlOptions) -> Result<*mut bindings::nvme_ctrl> {
+    fn create_ctrl(opts: &CtrlOptions) -> Result<NewCtrl> {
         let traddr = opts.traddr().ok_or(EINVAL)?;
         let trsvcid = opts.trsvcid().unwrap_or(DEFAULT_TRSVCID);
-        let addr = SockAddr::parse(Family::Any, traddr, trsvcid).inspect_err(|_| {
+        let addr = SockAddr::parse(traddr, trsvcid).inspect_err(|_| {
             pr_err!(
                 "malformed address passed: {}:{}\n",
                 traddr.to_str().unwrap_or("?"),
@@ -32,7 +31,7 @@ impl FabricsTransport for TcpHost {
             );
         })?;
         let src = match opts.host_traddr() {
-            Some(h) => Some(SockAddr::parse(Family::Any, h, c"0").inspect_err(|_| {
+            Some(h) => Some(SockAddr::parse(h, c"0").inspect_err(|_| {
                 pr_err!("malformed src address passed: {}\n", h.to_str().unwrap_or("?"));
             })?),
             None => None,
@@ -70,7 +69,7 @@ fn connect_queue(
     if opts.tos() >= 0 {
         sock.set_tos(opts.tos());
     }
-    sock.set_recv_timeout(ICRESP_TIMEOUT_SECS * bindings::HZ as isize);
+    sock.set_recv_timeout(ICRESP_TIMEOUT_SECS);
 
     let icreq = proto::IcReq {
         pfv: 0,
@@ -80,8 +79,9 @@ fn connect_queue(
         maxr2t: 0,
     };
     let mut buf = [0u8; proto::ICREQ_LEN];
-    let len = icreq.encode(&mut buf).map_err(|_| EINVAL)?;
-    sock.send_all(buf.get(..len).unwrap_or(&[])).inspect_err(|e| {
+    // An ICReq is exactly `ICREQ_LEN` bytes: `encode` fills `buf`.
+    icreq.encode(&mut buf).map_err(|_| EINVAL)?;
+    sock.send_all(&buf).inspect_err(|e| {
         pr_err!("queue {} ({}): failed to send ICReq: {:?}\n", qid, addr, e);
     })?;
 

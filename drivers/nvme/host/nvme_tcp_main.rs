@@ -7,16 +7,18 @@
 
 use kernel::{module::this_module, prelude::*};
 
-// Shared with the other module, which uses the parts this one does not.
-#[allow(dead_code)]
+// The glue layer's shared part that this module uses, and its own (host/).
 #[path = "../../../rust/glue"]
 mod glue {
     pub(crate) mod bindings;
     pub(crate) mod digest;
     pub(crate) mod fmt;
     pub(crate) mod layout;
-    pub(crate) mod fabrics;
     pub(crate) mod sock;
+    pub(crate) mod host {
+        pub(crate) mod connect;
+        pub(crate) mod fabrics;
+    }
 }
 
 #[path = "../../../rust/proto/src/nvme_tcp/mod.rs"]
@@ -24,7 +26,7 @@ pub mod proto;
 
 mod ctrl;
 
-use glue::fabrics::{Registration, TCP_ALLOWED_OPTS, TCP_REQUIRED_OPTS};
+use glue::host::fabrics::{Registration, TCP_ALLOWED_OPTS, TCP_REQUIRED_OPTS};
 
 module! {
     type: NvmeTcpModule,

@@ -3,33 +3,44 @@
 //! NVMe/TCP target transport for nvmet, in Rust.
 //!
 //! Registers transport type `tcp` (`NVMF_TRTYPE_TCP`) with nvmet, so a configfs
-//! port with `addr_trtype tcp` loads this module and reaches [`port::Port`].
-//! Each accepted connection is a [`queue::Queue`].
+//! port with `addr_trtype tcp` loads this module and reaches
+//! [`transport::TcpTransport`], which enables a [`port::Port`] for it. Each
+//! accepted connection is a [`queue::Queue`]: its receive side in `recv.rs`,
+//! its send side in `send.rs`, its command slots in `command.rs`; every live
+//! queue is in `registry.rs`.
 
 use kernel::{module::this_module, prelude::*};
 
-// Shared with the other module, which uses the parts this one does not.
-#[allow(dead_code)]
+// The glue layer's shared part, and its own (target/).
 #[path = "../../../rust/glue"]
 mod glue {
     pub(crate) mod bindings;
     pub(crate) mod digest;
     pub(crate) mod fmt;
     pub(crate) mod layout;
-    pub(crate) mod nvmet;
     pub(crate) mod sock;
-    pub(crate) mod target_params;
+    pub(crate) mod sock_io;
     pub(crate) mod workqueue;
+    pub(crate) mod target {
+        pub(crate) mod listen;
+        pub(crate) mod nvmet;
+        pub(crate) mod params;
+    }
 }
 
 #[path = "../../../rust/proto/src/nvme_tcp/mod.rs"]
 pub mod proto;
 
+mod command;
 mod port;
 mod queue;
+mod recv;
+mod registry;
+mod send;
+mod transport;
 
 use glue::{
-    nvmet::{OpsTable, Registration},
+    target::nvmet::{OpsTable, Registration},
     workqueue::{ModuleWq, ModuleWqGuard},
 };
 
@@ -51,13 +62,13 @@ pub(crate) static WQ: ModuleWq = ModuleWq::new();
 /// under memory pressure (lockdep reports the recursion).
 pub(crate) static RELEASE_WQ: ModuleWq = ModuleWq::new();
 
-pub(crate) static OPS: OpsTable<port::TcpTransport> = OpsTable::tcp(this_module::<LocalModule>());
+pub(crate) static OPS: OpsTable<transport::TcpTransport> = OpsTable::tcp(this_module::<LocalModule>());
 
 struct NvmetTcpModule {
     // Field order is teardown order: no new ports, then no queues, then no
     // releases (which wait for I/O work), then no work.
-    _registration: Registration<port::TcpTransport>,
-    _queues: queue::ShutdownOnDrop,
+    _registration: Registration<transport::TcpTransport>,
+    _queues: registry::ShutdownOnDrop,
     _release_wq: ModuleWqGuard,
     _wq: ModuleWqGuard,
 }
@@ -65,13 +76,13 @@ struct NvmetTcpModule {
 impl kernel::Module for NvmetTcpModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         check_layout()?;
-        queue::init_registry();
+        registry::init()?;
         let wq = WQ.create(c"nvmet_tcp_wq")?;
         let release_wq = RELEASE_WQ.create(c"nvmet_tcp_release_wq")?;
         let registration = Registration::new(&OPS)?;
         Ok(Self {
             _registration: registration,
-            _queues: queue::ShutdownOnDrop,
+            _queues: registry::ShutdownOnDrop,
             _release_wq: release_wq,
             _wq: wq,
         })

@@ -4,13 +4,15 @@
 
 use crate::{
     glue::{
-        bindings,
-        nvmet::{AddrFamily, NvmetPort, NvmetTransport, PortHandle},
-        sock::{CallbackSocket, Family, SockAddr, SockEvent, Socket, SocketEvents},
-        target_params,
+        sock::{SockAddr, Socket},
+        sock_io::{CallbackSocket, SockEvent, SocketEvents},
+        target::{
+            nvmet::{AddrFamily, NvmetPort, PortHandle},
+            params,
+        },
     },
-    queue::{self, Queue},
-    WQ,
+    queue::Queue,
+    registry, WQ,
 };
 use kernel::{
     prelude::*,
@@ -20,8 +22,6 @@ use kernel::{
 
 /// Listen backlog, as the C target.
 const BACKLOG: i32 = 128;
-/// In-capsule data size when the port leaves it to the transport.
-const DEFAULT_INLINE_DATA_SIZE: i32 = 4 * 4096;
 
 /// An enabled port.
 #[pin_data]
@@ -68,7 +68,7 @@ impl WorkItem for Port {
             match this.listener.sock().accept() {
                 Ok(Some(sock)) => {
                     sock.set_no_linger();
-                    let priority = target_params::so_priority();
+                    let priority = params::so_priority();
                     if priority > 0 {
                         sock.set_priority(priority);
                     }
@@ -90,21 +90,12 @@ impl Port {
     pub(crate) fn key(&self) -> usize {
         core::ptr::from_ref(self) as usize
     }
-}
 
-/// The nvmet transport.
-pub(crate) struct TcpTransport;
-
-impl NvmetTransport for TcpTransport {
-    type Port = Arc<Port>;
-    type Queue = Queue;
-
-    const MDTS: u8 = queue::MDTS;
-
-    fn add_port(nport: &NvmetPort) -> Result<Arc<Port>> {
-        let family = match nport.family() {
-            AddrFamily::Ipv4 => Family::Inet,
-            AddrFamily::Ipv6 => Family::Inet6,
+    /// Enables `nport`: listens on its address.
+    pub(crate) fn add(nport: &NvmetPort) -> Result<Arc<Port>> {
+        let ipv6 = match nport.family() {
+            AddrFamily::Ipv4 => false,
+            AddrFamily::Ipv6 => true,
             AddrFamily::Other(f) => {
                 pr_err!("port {}: address family {} not supported\n", nport.id(), f);
                 return Err(EINVAL);
@@ -114,15 +105,18 @@ impl NvmetTransport for TcpTransport {
             pr_err!("port {}: TLS (addr_tsas) is not supported\n", nport.id());
             return Err(EOPNOTSUPP);
         }
-        let addr = SockAddr::parse(family, nport.traddr(), nport.trsvcid()).inspect_err(|_| {
-            pr_err!("port {}: malformed ip/port: {}:{}\n", nport.id(), nport.traddr().to_str().unwrap_or("?"), nport.trsvcid().to_str().unwrap_or("?"));
+        let addr = SockAddr::parse_ip(ipv6, nport.traddr(), nport.trsvcid()).inspect_err(|_| {
+            pr_err!(
+                "port {}: malformed ip/port: {}:{}\n",
+                nport.id(),
+                nport.traddr().to_str().unwrap_or("?"),
+                nport.trsvcid().to_str().unwrap_or("?")
+            );
         })?;
-        if nport.inline_data_size() < 0 {
-            nport.set_inline_data_size(DEFAULT_INLINE_DATA_SIZE);
-        }
+        // Set by nvmet's `add_port` trampoline when the port left it to us.
         let inline_data_size = u32::try_from(nport.inline_data_size()).unwrap_or(0);
 
-        let sock = Socket::listen(&addr, BACKLOG, target_params::so_priority()).inspect_err(|e| {
+        let sock = Socket::listen(&addr, BACKLOG, params::so_priority()).inspect_err(|e| {
             pr_err!("port {}: failed to listen on {}: {:?}\n", nport.id(), addr, e);
         })?;
         let port = Arc::pin_init(
@@ -145,34 +139,14 @@ impl NvmetTransport for TcpTransport {
         Ok(port)
     }
 
-    fn remove_port(_nport: &NvmetPort, port: Arc<Port>) {
+    /// Disables the port: no new connections, and every queue that came in
+    /// through it shut down.
+    pub(crate) fn remove(self: Arc<Self>) {
         // No new accept work, then wait out the one that may be running.
-        port.listener.detach();
-        crate::glue::workqueue::flush(&port.accept_work);
-        queue::shutdown_port(&port);
-        pr_info!("disabling port {} ({})\n", port.id, port.addr);
+        self.listener.detach();
+        crate::glue::workqueue::flush(&self.accept_work);
+        registry::shutdown_port(&self);
+        pr_info!("disabling port {} ({})\n", self.id, self.addr);
         // Dropping the last reference releases the listening socket.
-    }
-
-    fn install_queue(sq: *mut bindings::nvmet_sq) -> u16 {
-        queue::install_queue(sq)
-    }
-
-    fn delete_ctrl(ctrl_key: usize) {
-        queue::delete_ctrl(ctrl_key)
-    }
-
-    fn disc_traddr(queue: &Queue, port: &NvmetPort, out: &mut [u8]) {
-        if !queue::disc_traddr(queue, out) {
-            let traddr = port.traddr().to_bytes_with_nul();
-            let n = traddr.len().min(out.len());
-            if let (Some(dst), Some(src)) = (out.get_mut(..n), traddr.get(..n)) {
-                dst.copy_from_slice(src);
-            }
-        }
-    }
-
-    fn host_traddr(ctrl_key: usize, out: &mut [u8]) -> Result<usize> {
-        queue::host_traddr(ctrl_key, out)
     }
 }

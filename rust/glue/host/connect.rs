@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The host's sockets: connecting to a target, and the blocking exchange of
+//! ICReq and ICResp.
+
+use crate::glue::{
+    bindings,
+    sock::{SockAddr, Socket},
+};
+use kernel::{error::to_result, ffi::c_long, prelude::*};
+
+impl SockAddr {
+    /// Parses `addr` (IPv4 or IPv6, without brackets) and `port`, as
+    /// nvme-cli passes them.
+    pub(crate) fn parse(addr: &CStr, port: &CStr) -> Result<Self> {
+        Self::parse_af(bindings::AF_UNSPEC, addr, port)
+    }
+}
+
+impl Socket {
+    /// Connects to `addr` (blocking), bound to `src` when given.
+    pub(crate) fn connect(addr: &SockAddr, src: Option<&SockAddr>) -> Result<Self> {
+        let sock = Self::create(addr.family())?;
+        // SAFETY: `sock.raw()` is a valid socket (type invariant).
+        unsafe {
+            bindings::nvtr_sock_set_syncnt(sock.raw(), 1);
+            bindings::nvtr_sock_set_nodelay(sock.raw());
+        }
+        sock.set_no_linger();
+        if let Some(src) = src {
+            // SAFETY: `sock.raw()` is valid; `src` is a `sockaddr_storage` of `src.len()` bytes.
+            to_result(unsafe { bindings::kernel_bind(sock.raw(), src.as_unsized(), src.len()) })?;
+        }
+        // SAFETY: `sock.raw()` is valid; `addr` is a `sockaddr_storage` of `addr.len()` bytes.
+        to_result(unsafe { bindings::kernel_connect(sock.raw(), addr.as_unsized(), addr.len(), 0) })?;
+        Ok(sock)
+    }
+
+    /// Sets the IP type of service.
+    pub(crate) fn set_tos(&self, tos: i32) {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_set_tos(self.raw(), tos) }
+    }
+
+    /// Bounds how long blocking receives (`recv_exact`) wait.
+    pub(crate) fn set_recv_timeout(&self, secs: u32) {
+        let jiffies = c_long::try_from(u64::from(secs) * u64::from(bindings::HZ)).unwrap_or(c_long::MAX);
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_set_rcvtimeo(self.raw(), jiffies) }
+    }
+
+    /// Receives exactly `buf.len()` bytes, blocking up to the receive timeout.
+    pub(crate) fn recv_exact(&self, buf: &mut [u8]) -> Result {
+        match self.recvmsg(buf, bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL) {
+            n if usize::try_from(n) == Ok(buf.len()) => Ok(()),
+            n if n >= 0 => Err(ECONNRESET),
+            e => Err(Error::from_errno(e)),
+        }
+    }
+
+    /// Sends all of `buf`, blocking.
+    pub(crate) fn send_all(&self, buf: &[u8]) -> Result {
+        match self.sendmsg(buf, bindings::MSG_NOSIGNAL) {
+            n if usize::try_from(n) == Ok(buf.len()) => Ok(()),
+            n if n >= 0 => Err(ECONNRESET),
+            e => Err(Error::from_errno(e)),
+        }
+    }
+}

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A socket's non-blocking data path and its callbacks: receives and sends
+//! that never wait, segment tables that move a command's pages without a
+//! copy, page fragments for PDU headers, and [`CallbackSocket`], which routes
+//! a socket's `sk_data_ready`/`sk_write_space`/`sk_state_change` callbacks
+//! to an [`Arc`]'d owner that may only queue work from them.
+
+use crate::glue::{bindings, sock::Socket};
+use core::{
+    marker::PhantomData,
+    num::NonZeroUsize,
+    ptr::{self, NonNull},
+};
+use kernel::{
+    error::code::*,
+    ffi::{c_uint, c_void},
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+    types::Opaque,
+};
+
+/// What a non-blocking receive or send achieved.
+pub(crate) enum Io {
+    /// This many bytes were transferred.
+    Done(NonZeroUsize),
+    /// Nothing can be transferred now; wait for the next socket event.
+    WouldBlock,
+    /// The peer closed its side (receive only).
+    Eof,
+}
+
+impl Io {
+    /// Maps the return value of a non-blocking socket call: bytes moved, 0
+    /// (EOF for a receive, `eof` true; nothing moved for a send), or -errno.
+    pub(crate) fn from_ret(ret: i32, eof: bool) -> Result<Io> {
+        match usize::try_from(ret) {
+            Ok(n) => Ok(match NonZeroUsize::new(n) {
+                Some(n) => Io::Done(n),
+                None if eof => Io::Eof,
+                None => Io::WouldBlock,
+            }),
+            Err(_) if ret == EAGAIN.to_errno() => Ok(Io::WouldBlock),
+            Err(_) => Err(Error::from_errno(ret)),
+        }
+    }
+}
+
+/// Segment table for one socket call: the pages of a scatterlist to receive
+/// into, or what a send splices (pieces of scatterlists and [`Frag`]s).
+///
+/// # Invariants
+///
+/// `ptr` is a live table from `nvtr_bvecs_alloc`, owned by this value.
+pub(crate) struct Bvecs {
+    ptr: NonNull<bindings::nvtr_bvecs>,
+}
+
+impl Bvecs {
+    /// A table of `n` segments (`n` pages per socket call).
+    pub(crate) fn new(n: u32) -> Result<Self> {
+        // SAFETY: plain allocation; NULL on failure.
+        let raw = unsafe { bindings::nvtr_bvecs_alloc(n) };
+        Ok(Self { ptr: NonNull::new(raw).ok_or(ENOMEM)? })
+    }
+
+    /// The C table, for the glue layer's scatterlist I/O.
+    pub(super) fn raw(&mut self) -> *mut bindings::nvtr_bvecs {
+        self.ptr.as_ptr()
+    }
+
+    /// Empties the table, to fill it for a send.
+    pub(crate) fn clear(&mut self) {
+        // SAFETY: the table is live (type invariant) and ours (`&mut`).
+        unsafe { bindings::nvtr_bvecs_clear(self.raw()) }
+    }
+
+    /// Whether every segment is in use.
+    pub(crate) fn is_full(&self) -> bool {
+        // SAFETY: the table is live (type invariant); a read-only look.
+        unsafe { bindings::nvtr_bvecs_full(self.ptr.as_ptr()) }
+    }
+
+    /// Adds bytes `range` of `frag`; false (nothing added) if the table is full.
+    ///
+    /// The caller keeps `frag` alive, unwritten, until the send that takes
+    /// this segment is done with it (the socket then holds its own reference).
+    pub(crate) fn add_frag(&mut self, frag: &Frag, range: core::ops::Range<usize>) -> bool {
+        let range = range.start.min(Frag::SIZE)..range.end.min(Frag::SIZE);
+        if range.is_empty() {
+            return true;
+        }
+        // CAST: within `Frag::SIZE`.
+        let len = (range.end - range.start) as u32;
+        // SAFETY: the table is ours (`&mut`); `range` lies within the fragment.
+        unsafe { bindings::nvtr_bvecs_add_virt(self.raw(), frag.ptr.as_ptr().add(range.start).cast(), len) }
+    }
+
+    /// Sends what the table holds, splicing its pages (no copy), without
+    /// blocking; `more` says that more data follows at once (`MSG_MORE`).
+    pub(crate) fn send(&mut self, sock: &Socket, more: bool) -> Result<Io> {
+        // SAFETY: the socket is valid (its type invariant); every segment
+        // the table holds is kept alive by the caller for the call.
+        let ret = unsafe { bindings::nvtr_sock_send_bvecs(sock.raw(), self.raw(), more) };
+        Io::from_ret(ret, false)
+    }
+}
+
+impl Drop for Bvecs {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant) and no longer used.
+        unsafe { bindings::nvtr_bvecs_free(self.ptr.as_ptr()) }
+    }
+}
+
+// SAFETY: the table is plain memory that only its owner uses, through `&mut`.
+unsafe impl Send for Bvecs {}
+
+/// A cache of page fragments for PDU headers that sends splice.
+///
+/// # Invariants
+///
+/// `ptr` is a live cache from `nvtr_frag_cache_alloc`, owned by this value.
+pub(crate) struct FragCache {
+    ptr: NonNull<bindings::page_frag_cache>,
+}
+
+impl FragCache {
+    /// An empty cache.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: plain allocation; NULL on failure.
+        let raw = unsafe { bindings::nvtr_frag_cache_alloc() };
+        Ok(Self { ptr: NonNull::new(raw).ok_or(ENOMEM)? })
+    }
+
+    /// A fresh, zeroed fragment of [`Frag::SIZE`] bytes.
+    pub(crate) fn alloc(&mut self) -> Result<Frag> {
+        // CAST: a small constant.
+        // SAFETY: the cache is live (type invariant) and used by us alone (`&mut`).
+        let raw = unsafe { bindings::nvtr_frag_alloc(self.ptr.as_ptr(), Frag::SIZE as u32) };
+        let ptr = NonNull::new(raw.cast::<u8>()).ok_or(ENOMEM)?;
+        // SAFETY: the fragment is `Frag::SIZE` writable bytes, ours alone.
+        unsafe { ptr.as_ptr().write_bytes(0, Frag::SIZE) };
+        // INVARIANT: just allocated and initialised, owned by the new `Frag`.
+        Ok(Frag { ptr })
+    }
+}
+
+impl Drop for FragCache {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant) and no longer used; fragments still
+        // out hold their own page references.
+        unsafe { bindings::nvtr_frag_cache_free(self.ptr.as_ptr()) }
+    }
+}
+
+// SAFETY: the cache is only used through `&mut`, by one thread at a time.
+unsafe impl Send for FragCache {}
+
+/// [`Frag::SIZE`] bytes of page memory that a send may splice: written only
+/// before it is sent, freed when dropped (TCP keeps the page while it needs it).
+///
+/// # Invariants
+///
+/// `ptr` is an initialised fragment of `SIZE` bytes from `nvtr_frag_alloc`,
+/// owned by this value.
+pub(crate) struct Frag {
+    ptr: NonNull<u8>,
+}
+
+impl Frag {
+    /// Bytes in a fragment: room for two PDU headers with digests.
+    pub(crate) const SIZE: usize = 64;
+
+    /// The fragment's bytes, to write before it is sent.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8; Self::SIZE] {
+        // SAFETY: `SIZE` initialised bytes, owned by `self` (type invariant),
+        // borrowed mutably through `&mut self`.
+        unsafe { &mut *self.ptr.as_ptr().cast::<[u8; Self::SIZE]>() }
+    }
+}
+
+impl Drop for Frag {
+    fn drop(&mut self) {
+        // SAFETY: owned (type invariant); sends that spliced it hold their own
+        // references to its page.
+        unsafe { bindings::nvtr_frag_free(self.ptr.as_ptr().cast()) }
+    }
+}
+
+// SAFETY: plain memory owned by this value.
+unsafe impl Send for Frag {}
+
+impl Socket {
+    /// Receives what is there, up to `buf.len()` bytes, without blocking.
+    /// An empty `buf` is a caller's error (`EINVAL`): it could not tell
+    /// "nothing received" from the end of the stream.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Io> {
+        if buf.is_empty() {
+            return Err(EINVAL);
+        }
+        Io::from_ret(self.recvmsg(buf, bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL), true)
+    }
+
+    /// Sends as much of `buf` as the socket takes now; `more` hints that more follows.
+    pub(crate) fn send(&self, buf: &[u8], more: bool) -> Result<Io> {
+        let mut flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+        if more {
+            flags |= bindings::MSG_MORE;
+        }
+        Io::from_ret(self.sendmsg(buf, flags), false)
+    }
+
+    /// Whether a receive would find something (data, an error or EOF), at the
+    /// cost of a few loads; anything queued after `false` is followed by a
+    /// data-ready event.
+    pub(crate) fn readable(&self) -> bool {
+        // SAFETY: the socket is valid (type invariant); lockless reads only.
+        unsafe { bindings::nvtr_sk_readable(self.raw()) }
+    }
+
+    /// True once the TCP connection is closing or closed.
+    pub(crate) fn is_closing(&self) -> bool {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sk_closing(self.raw()) }
+    }
+
+    /// Shuts down both directions; pending and later calls fail or see EOF.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::kernel_sock_shutdown(self.raw(), bindings::sock_shutdown_cmd_SHUT_RDWR) };
+    }
+
+    /// The CPU that receives this connection's packets (a CPU number for
+    /// [`crate::glue::workqueue::ModuleWq::enqueue_on`], or "any").
+    pub(crate) fn incoming_cpu(&self) -> i32 {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_incoming_cpu(self.raw()) }
+    }
+}
+
+/// A socket event, as delivered to [`SocketEvents::event`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum SockEvent {
+    /// Data (or a new connection, on a listener) arrived.
+    DataReady,
+    /// Send buffer space became available.
+    WriteSpace,
+    /// The TCP state changed (e.g. the peer closed).
+    StateChange,
+}
+
+/// An owner of a [`CallbackSocket`] that receives its events.
+///
+/// # Safety
+///
+/// `callback_socket` must return a field of `self`, so that the
+/// [`CallbackSocket`] lives exactly as long as the object it is attached to.
+pub(crate) unsafe trait SocketEvents: Sized + Send + Sync {
+    /// The socket whose callbacks are routed to `Self`.
+    fn callback_socket(&self) -> &CallbackSocket<Self>;
+
+    /// Called in softirq context with the socket's callback lock held: may only
+    /// queue work (or take an irq-safe lock), never sleep.
+    fn event(this: ArcBorrow<'_, Self>, event: SockEvent);
+}
+
+/// A [`Socket`] whose callbacks can be routed to its [`Arc`]'d owner `T`.
+///
+/// While attached, the callbacks hold a reference to `T` (the `Arc` that
+/// [`CallbackSocket::attach`] took), which [`CallbackSocket::detach`] gives back
+/// once no callback can run any more.
+///
+/// # Invariants
+///
+/// `ctx.owner`, when non-null, came from `Arc::<T>::into_raw` in `attach` and is
+/// owned by the installed callbacks.
+#[pin_data]
+pub(crate) struct CallbackSocket<T: SocketEvents> {
+    sock: Socket,
+    #[pin]
+    ctx: Opaque<bindings::nvtr_sk_ctx>,
+    _owner: PhantomData<Arc<T>>,
+}
+
+// SAFETY: `ctx` is written only by `attach` and `detach`, which publish and
+// retract it under the socket's callback lock; `T` is `Send + Sync`.
+unsafe impl<T: SocketEvents> Send for CallbackSocket<T> {}
+// SAFETY: as above.
+unsafe impl<T: SocketEvents> Sync for CallbackSocket<T> {}
+
+impl<T: SocketEvents> CallbackSocket<T> {
+    /// Wraps `sock`; callbacks stay the socket's own until [`Self::attach`].
+    pub(crate) fn new(sock: Socket) -> impl PinInit<Self> {
+        pin_init!(Self { sock, ctx: Opaque::zeroed(), _owner: PhantomData })
+    }
+
+    /// The socket.
+    pub(crate) fn sock(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// # Safety
+    ///
+    /// Called by the C callbacks that `attach` installed (`nvtr_sk_ctx.event`),
+    /// with the socket's callback lock held and `owner` the context's owner.
+    unsafe extern "C" fn on_event(owner: *mut c_void, ev: c_uint) {
+        let event = match ev {
+            bindings::NVTR_EV_DATA => SockEvent::DataReady,
+            bindings::NVTR_EV_WRITE_SPACE => SockEvent::WriteSpace,
+            _ => SockEvent::StateChange,
+        };
+        // SAFETY: `owner` came from `Arc::into_raw` in `attach` and the reference
+        // it stands for is only given back by `detach` after this callback can no
+        // longer run (the C side holds the callback lock around this call).
+        let this = unsafe { ArcBorrow::from_raw(owner.cast::<T>().cast_const()) };
+        T::event(this, event);
+    }
+
+    /// Routes the socket's callbacks to `this` (no-op if already attached).
+    pub(crate) fn attach(this: &Arc<T>) {
+        let cs = this.callback_socket();
+        let ctx = cs.ctx.get();
+        // SAFETY: `ctx` is valid; the fields are only written here and read by the
+        // C callbacks after `nvtr_sk_install` publishes them under the callback lock.
+        unsafe {
+            if !(*ctx).owner.is_null() {
+                return;
+            }
+            (*ctx).event = Some(Self::on_event);
+            // INVARIANT: the reference taken here is owned by the callbacks.
+            (*ctx).owner = Arc::into_raw(this.clone()).cast_mut().cast::<c_void>();
+            bindings::nvtr_sk_install(cs.sock.raw(), ctx);
+        }
+    }
+
+    /// Gives the socket its own callbacks back and drops the reference they held.
+    ///
+    /// Must not be called from a socket callback. Returns once no callback of
+    /// ours runs; safe to call more than once.
+    pub(crate) fn detach(&self) {
+        let ctx = self.ctx.get();
+        // SAFETY: `self.sock` is valid; `ctx` is the context installed on it, if any.
+        let was_installed = unsafe { bindings::nvtr_sk_restore(self.sock.raw(), ctx) };
+        if was_installed {
+            // SAFETY: the callbacks are gone (restored under the write lock), so the
+            // owner reference is ours again, exactly once thanks to `was_installed`.
+            let owner = unsafe { core::mem::replace(&mut (*ctx).owner, ptr::null_mut()) };
+            // SAFETY: per the type invariant `owner` came from `Arc::into_raw`.
+            drop(unsafe { Arc::from_raw(owner.cast::<T>().cast_const()) });
+        }
+    }
+}
+
+/// Whether a log line caused by a peer may be printed now.
+///
+/// Shares the networking stack's limit (`net_ratelimit()`), so that a hostile
+/// peer opening connection after connection cannot flood the kernel log.
+pub(crate) fn peer_log_allowed() -> bool {
+    // SAFETY: `net_ratelimit` has no preconditions.
+    unsafe { bindings::nvtr_net_ratelimit() }
+}
+
+/// Reports a state that the code never reaches (a bug of ours) as a kernel
+/// warning with a backtrace: `WARN()`, which the 7.3 kernel crate's
+/// `warn_on!` would also give, but only with build artifacts that Debian's
+/// headers do not ship.
+pub(crate) fn warn_bug(what: &CStr) {
+    // SAFETY: `what` is a NUL-terminated string that the call only reads.
+    unsafe { bindings::nvtr_warn(what.as_char_ptr()) }
+}
