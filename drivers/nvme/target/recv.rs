@@ -31,35 +31,33 @@ impl Queue {
         let mut progress = false;
         loop {
             let Inner { rx, bvecs, .. } = &mut *inner;
+            // A receive call that finds nothing costs as much as one that
+            // works: when only the socket can bring more, look first.
+            if rx.needs_input() && !sock.readable() {
+                return Ok(progress);
+            }
             match rx.step()? {
                 Step::Header { pdu, .. } => {
-                    self.handle_pdu(inner, pdu, ready)?;
+                    // A copy, so that handling it may use the receiver.
+                    let pdu = *pdu;
+                    self.handle_pdu(inner, &pdu, ready)?;
                     return Ok(true);
                 }
                 Step::DataDone { tag, len } => {
                     self.data_done(inner, tag, len, ready)?;
                     return Ok(true);
                 }
-                Step::Recv(buf) => {
-                    // A receive call that finds nothing costs as much as one that works.
-                    if !sock.readable() {
-                        return Ok(progress);
-                    }
-                    match sock.recv(buf).map_err(Close::Sock)? {
-                        Io::Done(n) => rx.received(n.get()),
-                        Io::WouldBlock => return Ok(progress),
-                        Io::Eof => return Err(Self::eof(rx)),
-                    }
-                }
+                Step::Recv(buf) => match sock.recv(buf).map_err(Close::Sock)? {
+                    Io::Done(n) => rx.received(n.get()),
+                    Io::WouldBlock => return Ok(progress),
+                    Io::Eof => return Err(Self::eof(rx)),
+                },
                 Step::Data { tag, offset, len, buffered } => {
                     let req = self.request(tag).ok_or(Close::Bug(c"data for a missing command"))?;
                     if !buffered.is_empty() {
                         req.copy_in(offset, buffered);
                         rx.buffered_copied();
                     } else {
-                        if !sock.readable() {
-                            return Ok(progress);
-                        }
                         match req.recv_data(sock, bvecs, offset, len).map_err(Close::Sock)? {
                             Io::Done(n) => {
                                 // CAST: at most `len`, a `u32`.
@@ -86,11 +84,11 @@ impl Queue {
     }
 
     /// A whole PDU header is in: handle it.
-    fn handle_pdu(&self, inner: &mut Inner, pdu: proto::Pdu, ready: &mut Ready) -> Result<(), Close> {
+    fn handle_pdu(&self, inner: &mut Inner, pdu: &proto::Pdu, ready: &mut Ready) -> Result<(), Close> {
         match pdu {
-            proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, &icreq),
-            proto::Pdu::CapsuleCmd(cmd) => self.handle_capsule(inner, &cmd, ready),
-            proto::Pdu::Data(data) => self.handle_h2c_data(inner, &data),
+            proto::Pdu::IcReq(icreq) => self.handle_icreq(inner, icreq),
+            proto::Pdu::CapsuleCmd(cmd) => self.handle_capsule(inner, cmd, ready),
+            proto::Pdu::Data(data) => self.handle_h2c_data(inner, data),
             proto::Pdu::TermReq(t) => {
                 if crate::glue::sock_io::peer_log_allowed() {
                     pr_err!(

@@ -55,8 +55,9 @@ pub enum Step<'a> {
     /// follows: it is dropped (its data digest still checked) unless the
     /// driver calls [`Receiver::deliver`] before the next step.
     Header {
-        /// The decoded header.
-        pdu: Pdu,
+        /// The decoded header (kept in the receiver, so that a step stays
+        /// small to move).
+        pdu: &'a Pdu,
         /// Its layout.
         frame: Frame,
     },
@@ -123,8 +124,10 @@ enum Offer {
 }
 
 /// What `advance` stopped at, before its borrows are made into a [`Step`].
+/// (Small: the decoded header goes straight into the `Step`.)
 enum Next {
-    Header(Pdu, Frame),
+    /// The header at `hs`, of layout `frame`, is whole; its digest unchecked.
+    Header(Frame),
     DataDone(u16, u32),
     /// Receive into `buf[len..to]`.
     Recv(usize),
@@ -154,6 +157,8 @@ pub struct Receiver {
     pos: usize,
     /// End of the received bytes.
     len: usize,
+    /// The last header decoded, which `Step::Header` refers to.
+    pdu: Option<Pdu>,
     buf: [u8; BUF_LEN],
 }
 
@@ -180,6 +185,7 @@ impl Receiver {
             frame: None,
             pos: 0,
             len: 0,
+            pdu: None,
             buf: [0; BUF_LEN],
         }
     }
@@ -214,7 +220,16 @@ impl Receiver {
             }
         };
         Ok(match next {
-            Next::Header(pdu, frame) => Step::Header { pdu, frame },
+            Next::Header(frame) => {
+                let header = self.buf.get(self.hs..self.header_end()).unwrap_or(&[]);
+                match Pdu::decode_framed(header, &frame) {
+                    Ok(pdu) => Step::Header { pdu: self.pdu.insert(pdu), frame },
+                    Err(e) => {
+                        self.state = State::Failed(e);
+                        return Err(e);
+                    }
+                }
+            }
             Next::DataDone(tag, len) => Step::DataDone { tag, len },
             Next::Recv(to) => {
                 // NO-OVERFLOW: `advance` offers `to > len`.
@@ -297,6 +312,25 @@ impl Receiver {
             let crc = frame.data_digest.then_some(Crc32c::new().state());
             State::Data { tag, offset, len, done: 0, crc }
         };
+    }
+
+    /// Whether the next [`Receiver::step`] can only ask for bytes from the
+    /// socket (a [`Step::Recv`], or a [`Step::Data`] with nothing buffered):
+    /// the bytes received so far make no event. A driver whose socket has
+    /// nothing to read skips the step then.
+    pub fn needs_input(&self) -> bool {
+        let pending = self.pending();
+        match self.state {
+            State::Header => {
+                let have = self.len.saturating_sub(self.hs);
+                have < self.frame.map_or(COMMON_HEADER_LEN, |f| f.header_len)
+            }
+            State::Digest { .. } => pending < DIGEST_LEN,
+            // Delivered data that is all in, without a digest, is an event.
+            State::Data { len, done, crc, .. } => pending == 0 && (done < len || crc.is_some()),
+            State::Decoded | State::Discard { .. } => pending == 0,
+            State::Failed(_) => false,
+        }
     }
 
     /// Whether no PDU is partly received: the receiver is between PDUs and
@@ -411,12 +445,10 @@ impl Receiver {
                     if have < frame.header_len {
                         return Ok(self.header_recv());
                     }
-                    let end = self.header_end();
-                    let header = self.buf.get(self.hs..end).unwrap_or(&[]);
-                    let pdu = Pdu::decode_framed(header, &frame)?;
-                    self.pos = end;
+                    // `step` decodes it (and fails the stream if it is bad).
+                    self.pos = self.header_end();
                     self.state = State::Decoded;
-                    return Ok(Next::Header(pdu, frame));
+                    return Ok(Next::Header(frame));
                 }
                 State::Decoded => match self.frame {
                     Some(f) if f.data_len > 0 => {
@@ -575,6 +607,7 @@ mod tests {
                 rx.check_invariants();
                 match rx.step() {
                     Ok(Step::Header { pdu, frame }) => {
+                        let pdu = *pdu;
                         headers += 1;
                         assert_eq!(rx.offending_header().len(), frame.header_len);
                         cur[..frame.header_len].copy_from_slice(rx.offending_header());
