@@ -4,33 +4,8 @@
 
 use nvme_tcp_proto::*;
 
-/// A small deterministic PRNG (xorshift64*), so property tests need no crates
-/// and every failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn u8(&mut self) -> u8 {
-        self.next() as u8
-    }
-    fn u16(&mut self) -> u16 {
-        self.next() as u16
-    }
-    fn u32(&mut self) -> u32 {
-        self.next() as u32
-    }
-    fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        core::array::from_fn(|_| self.u8())
-    }
-}
+mod common;
+use common::Rng;
 
 // CRC32C vectors: the check value of the catalogue of CRC algorithms, and the
 // iSCSI vectors of RFC 3720, B.4 (the same CRC32C NVMe/TCP uses).

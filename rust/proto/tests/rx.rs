@@ -9,39 +9,8 @@
 use nvme_tcp_proto::*;
 use std::collections::BTreeMap;
 
-/// A small deterministic PRNG (xorshift64*), as in `tests/pdu.rs`.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn u8(&mut self) -> u8 {
-        self.next() as u8
-    }
-    fn u16(&mut self) -> u16 {
-        self.next() as u16
-    }
-    fn u32(&mut self) -> u32 {
-        self.next() as u32
-    }
-    fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    /// A value in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn bytes<const N: usize>(&mut self) -> [u8; N] {
-        core::array::from_fn(|_| self.u8())
-    }
-    fn vec(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.u8()).collect()
-    }
-}
+mod common;
+use common::Rng;
 
 /// Tags whose data the test driver drops: bit 15 set (TermReqs aside).
 const DROP: u16 = 0x8000;

@@ -162,6 +162,15 @@ pub struct Receiver {
     buf: [u8; BUF_LEN],
 }
 
+/// A running data digest (`None`: the PDU has none) advanced over `bytes`.
+fn digest(crc: Option<u32>, bytes: &[u8]) -> Option<u32> {
+    crc.map(|c| {
+        let mut c = Crc32c::resume(c);
+        c.update(bytes);
+        c.state()
+    })
+}
+
 /// Moves `buf[from..to]` to `buf[dst..]`; an out-of-range move does nothing
 /// (the callers' ranges are within the buffer).
 fn shift(buf: &mut [u8; BUF_LEN], from: usize, to: usize, dst: usize) {
@@ -221,7 +230,9 @@ impl Receiver {
         };
         Ok(match next {
             Next::Header(frame) => {
-                let header = self.buf.get(self.hs..self.header_end()).unwrap_or(&[]);
+                // PANIC: `advance` returns a header once `len - hs` covers it, and
+                // `len <= BUF_LEN` (type invariant).
+                let header = &self.buf[self.hs..self.header_end()];
                 match Pdu::decode_framed(header, &frame) {
                     Ok(pdu) => Step::Header { pdu: self.pdu.insert(pdu), frame },
                     Err(e) => {
@@ -234,12 +245,14 @@ impl Receiver {
             Next::Recv(to) => {
                 // NO-OVERFLOW: `advance` offers `to > len`.
                 self.offer = Offer::Recv(to.saturating_sub(self.len));
-                Step::Recv(self.buf.get_mut(self.len..to).unwrap_or(&mut []))
+                // PANIC: `advance` offers `len < to <= BUF_LEN` (`header_recv`,
+                // `discard_recv`, `digest_recv`).
+                Step::Recv(&mut self.buf[self.len..to])
             }
             Next::Data { tag, offset, len, buffered } => {
                 self.offer = if buffered > 0 { Offer::Buffered(buffered) } else { Offer::Socket(len) };
-                // NO-OVERFLOW: `buffered <= len - pos`, within the buffer.
-                let buffered = self.buf.get(self.pos..self.pos + buffered).unwrap_or(&[]);
+                // PANIC: `buffered <= len - pos`, and `len <= BUF_LEN`.
+                let buffered = &self.buf[self.pos..self.pos + buffered];
                 Step::Data { tag, offset, len, buffered }
             }
         })
@@ -259,13 +272,9 @@ impl Receiver {
     /// copied (ignored after another step).
     pub fn buffered_copied(&mut self) {
         if let (Offer::Buffered(n), State::Data { tag, offset, len, done, crc }) = (self.offer, self.state) {
-            // NO-OVERFLOW: `pos + n <= len`, within the buffer.
-            let bytes = self.buf.get(self.pos..self.pos + n).unwrap_or(&[]);
-            let crc = crc.map(|c| {
-                let mut c = Crc32c::resume(c);
-                c.update(bytes);
-                c.state()
-            });
+            // PANIC: the step that offered `n` buffered bytes had `pos + n <= len
+            // <= BUF_LEN`, and nothing moved since (every step resets the offer).
+            let crc = digest(crc, &self.buf[self.pos..self.pos + n]);
             self.pos += n;
             // CAST: `n <= len - done`, a `u32`.
             let done = done + n as u32;
@@ -351,7 +360,8 @@ impl Receiver {
     pub fn offending_header(&self) -> &[u8] {
         let cap = self.frame.map_or(COMMON_HEADER_LEN, |f| f.header_len);
         let end = self.len.min(self.hs.saturating_add(cap));
-        self.buf.get(self.hs..end).unwrap_or(&[])
+        // PANIC: `hs <= end <= len <= BUF_LEN` (type invariant).
+        &self.buf[self.hs..end]
     }
 
     /// The header bytes a receive asks for at least, counted from the
@@ -417,7 +427,8 @@ impl Receiver {
 
     /// Frames the common header at `hs` for the role, stage and limits.
     fn frame_common_header(&self) -> Result<Frame, Error> {
-        let ch = CommonHeader::decode(self.buf.get(self.hs..self.len).unwrap_or(&[]))?;
+        // PANIC: `hs <= len <= BUF_LEN` (type invariant).
+        let ch = CommonHeader::decode(&self.buf[self.hs..self.len])?;
         let frame = ch.frame(self.role, self.stage, self.limits.max_data)?;
         if self.role == Role::Controller
             && frame.pdu_type == PduType::CapsuleCmd
@@ -490,12 +501,8 @@ impl Receiver {
                     }
                     // CAST: at most `BUF_LEN`, after `min` with a `u32`.
                     let n = (self.pending() as u32).min(left) as usize;
-                    let bytes = self.buf.get(self.pos..self.pos + n).unwrap_or(&[]);
-                    let crc = crc.map(|c| {
-                        let mut c = Crc32c::resume(c);
-                        c.update(bytes);
-                        c.state()
-                    });
+                    // PANIC: `n <= len - pos`, and `len <= BUF_LEN`.
+                    let crc = digest(crc, &self.buf[self.pos..self.pos + n]);
                     self.pos += n;
                     // CAST: `n <= left`.
                     self.state = State::Discard { left: left - n as u32, crc };
