@@ -53,6 +53,8 @@ impl SockAddr {
         unsafe { bindings::nvtr_addr_family(&self.0) }
     }
 
+    /// The address for a call that only reads it (`kernel_bind`,
+    /// `kernel_connect`, whose C prototypes are not `const`).
     pub(super) fn as_unsized(&self) -> *mut bindings::sockaddr_unsized {
         ptr::from_ref(&self.0).cast_mut().cast()
     }

@@ -85,14 +85,15 @@ impl Slots {
     }
 
     /// Makes `n` free slots, once `install_queue` allocated as many requests.
-    pub(crate) fn size(&mut self, n: usize) -> Result<(), Close> {
+    pub(crate) fn size(&mut self, n: u16) -> Result<(), Close> {
+        let n = usize::from(n);
         // Process context (the I/O work), as the C target's `kvcalloc`.
         let nomem = |_| Close::Reason("no memory for the command slots");
         self.slots.reserve(n, GFP_KERNEL).map_err(nomem)?;
         self.free.reserve(n, GFP_KERNEL).map_err(nomem)?;
         for tag in (0..n).rev() {
             self.slots.push(Slot::FREE, GFP_KERNEL).map_err(nomem)?;
-            // CAST: `n` is at most 2 * 1024.
+            // CAST: below `n`, a `u16`.
             self.free.push(tag as u16, GFP_KERNEL).map_err(nomem)?;
         }
         Ok(())
@@ -152,7 +153,7 @@ impl Slots {
 
     /// Every slot with its tag, the Connect slot first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u16, Slot)> + '_ {
-        // CAST: at most 2 * 1024 slots.
+        // CAST: `size` makes at most `u16::MAX` slots.
         let slots = self.slots.iter().enumerate().map(|(i, s)| (i as u16, *s));
         Iterator::chain(core::iter::once((CONNECT_TAG, self.connect)), slots)
     }
@@ -196,10 +197,14 @@ impl Queue {
         cmd: &proto::CapsuleCmd,
         ready: &mut Ready,
     ) -> Result<(), Close> {
+        if self.port_gone() {
+            // Its port is being removed: nvmet is about to free it.
+            return Err(Close::Quiet);
+        }
         let tag = inner.cmds.start(cmd.command_id())?;
         let req = self.request(tag).ok_or(Close::Bug(c"a command slot without a request"))?;
         let inline = cmd.data_len;
-        if !req.init(&cmd.sqe, self, self.nport.get(), &OPS) {
+        if !req.init(&cmd.sqe, self.nport.get(), &OPS) {
             // nvmet completed it with an error (its response is queued); the
             // receiver drops any in-capsule data.
             inner.cmds.set_state(tag, SlotState::Failed);

@@ -22,6 +22,9 @@ use kernel::{
 
 /// Listen backlog, as the C target.
 const BACKLOG: i32 = 128;
+/// In-capsule data size when the port leaves it to the transport, as the C
+/// target.
+const DEFAULT_INLINE_DATA_SIZE: i32 = 4 * 4096;
 
 /// An enabled port.
 #[pin_data]
@@ -113,7 +116,10 @@ impl Port {
                 nport.trsvcid().to_str().unwrap_or("?")
             );
         })?;
-        // Set by nvmet's `add_port` trampoline when the port left it to us.
+        // After the address is known good, as the C target.
+        if nport.inline_data_size() < 0 {
+            nport.set_inline_data_size(DEFAULT_INLINE_DATA_SIZE);
+        }
         let inline_data_size = u32::try_from(nport.inline_data_size()).unwrap_or(0);
 
         let sock = Socket::listen(&addr, BACKLOG, params::so_priority()).inspect_err(|e| {

@@ -48,7 +48,8 @@ use kernel::{
 const BVECS: u32 = 256;
 /// Operations per run of the I/O work before it yields, as the C target.
 const IO_BUDGET: u32 = 64;
-/// Receive steps (a header, or a piece of data) per round of the I/O work.
+/// Receive steps per round of the I/O work: each a PDU header, or as much
+/// of a PDU's data as one receive call takes.
 const RECV_BUDGET: usize = 16;
 /// Closing queues of one controller above which a new admin queue for it is
 /// refused as busy, as the C target.
@@ -130,6 +131,8 @@ pub(crate) struct Queue {
     pub(crate) port_key: usize,
     /// Whether that port listens on a wildcard address.
     pub(crate) port_is_any: bool,
+    /// The port was removed: no command may start (`nport` is about to go).
+    port_gone: AtomicBool,
     pub(crate) nport: PortHandle,
     pub(crate) inline_data_size: u32,
     closing: AtomicBool,
@@ -270,6 +273,7 @@ impl Queue {
                 local,
                 port_key: port.key(),
                 port_is_any: port.addr.is_any(),
+                port_gone: AtomicBool::new(false),
                 nport: port.nport.get().handle(),
                 inline_data_size: port.inline_data_size,
                 closing: AtomicBool::new(false),
@@ -301,8 +305,8 @@ impl Queue {
             }
         };
         let setup = Requests::new(1, CONNECT_TAG, &queue)
-            .map(|r| queue.connect_req.populate(r))
-            .and_then(|_| queue.sq.init());
+            .and_then(|r| if queue.connect_req.populate(r) { Ok(()) } else { Err(EBUSY) })
+            .and_then(|()| queue.sq.init());
         if let Err(e) = setup {
             pr_err!("queue {} ({}): failed to set up: {:?}\n", idx, peer, e);
             queue.sq.destroy();
@@ -343,6 +347,18 @@ impl Queue {
         self.sock.sock().shutdown();
     }
 
+    /// Its port is being removed: start no more commands (capsules already
+    /// received end the connection instead), and shut down.
+    pub(crate) fn cut_off_port(&self) {
+        self.port_gone.store(true, Ordering::Release);
+        self.shutdown();
+    }
+
+    /// Whether its port was removed.
+    pub(crate) fn port_gone(&self) -> bool {
+        self.port_gone.load(Ordering::Acquire)
+    }
+
     /// Whether the queue is going away.
     pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
@@ -370,14 +386,21 @@ impl Queue {
                 }
             }
         }
-        let n = usize::from(this.sq.size()) * 2;
+        // Tags are 16 bits, and the last one is the Connect command's: only an
+        // admin queue can ask for more (nvmet bounds I/O queues by MQES).
+        let Some(n) = this.sq.size().checked_mul(2).filter(|&n| n < CONNECT_TAG) else {
+            return status::CONNECT_INVALID_PARAM | status::DNR;
+        };
         if this.reqs.as_ref().is_some() {
             return status::INTERNAL;
         }
         match Requests::new(n, 0, &Arc::from(this)) {
             Ok(r) => {
-                this.reqs.populate(r);
-                0
+                if this.reqs.populate(r) {
+                    0
+                } else {
+                    status::INTERNAL
+                }
             }
             Err(_) => status::INTERNAL,
         }
@@ -529,8 +552,7 @@ impl Queue {
         // Nothing runs any more: drop what completions still hold, free buffers.
         self.completions.take(|_| {});
         let n = self.reqs.as_ref().map_or(0, |r| r.len());
-        // CAST: at most 2 * 1024 slots.
-        for tag in Iterator::chain((0..n).map(|i| i as u16), core::iter::once(CONNECT_TAG)) {
+        for tag in Iterator::chain(0..n, core::iter::once(CONNECT_TAG)) {
             if let Some(req) = self.request(tag) {
                 req.free_data();
             }

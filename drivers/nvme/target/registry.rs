@@ -62,11 +62,11 @@ fn for_each(mut f: impl FnMut(&Queue)) {
     }
 }
 
-/// Shuts down every queue that came in through `port`.
+/// Cuts every queue that came in through `port` off it, and shuts it down.
 pub(crate) fn shutdown_port(port: &Port) {
     for_each(|q| {
         if q.port_key == port.key() {
-            q.shutdown();
+            q.cut_off_port();
         }
     });
 }

@@ -88,9 +88,9 @@ impl Tx {
     /// Makes room for the sends of `slots` command slots, so that queueing
     /// one never allocates on the I/O path: at most an R2T and a completion
     /// per slot, and the Connect command's.
-    pub(crate) fn reserve(&mut self, slots: usize) -> Result<(), Close> {
+    pub(crate) fn reserve(&mut self, slots: u16) -> Result<(), Close> {
         self.sendq
-            .reserve(2 * slots + 2, GFP_KERNEL)
+            .reserve(2 * usize::from(slots) + 2, GFP_KERNEL)
             .map_err(|_| Close::Reason("no memory for the send queue"))
     }
 

@@ -20,9 +20,6 @@ impl NvmetTransport for TcpTransport {
     type Port = Arc<Port>;
     type Queue = Queue;
 
-    /// As the C target: 16 KiB.
-    const DEFAULT_INLINE_DATA_SIZE: i32 = 4 * 4096;
-
     fn add_port(nport: &NvmetPort) -> Result<Arc<Port>> {
         Port::add(nport)
     }

@@ -28,12 +28,13 @@ use kernel::{
 pub(crate) struct CtrlOptions(Opaque<bindings::nvmf_ctrl_options>);
 
 impl CtrlOptions {
-    fn string(ptr: *const c_char) -> Option<&'static CStr> {
+    /// An option string of these options.
+    fn string(&self, ptr: *const c_char) -> Option<&CStr> {
         if ptr.is_null() {
             return None;
         }
-        // SAFETY: nvme-fabrics' option strings are NUL-terminated and outlive the
-        // controller (they are freed with the options).
+        // SAFETY: nvme-fabrics' option strings are NUL-terminated and live as
+        // long as the options (they are freed with them).
         Some(unsafe { CStr::from_char_ptr(ptr) })
     }
 
@@ -44,25 +45,25 @@ impl CtrlOptions {
     /// `traddr` (required by this transport).
     pub(crate) fn traddr(&self) -> Option<&CStr> {
         // SAFETY: a field of the valid options, unchanged during `create_ctrl` (type invariant).
-        Self::string(unsafe { addr_of!((*self.opts()).traddr).read() })
+        self.string(unsafe { addr_of!((*self.opts()).traddr).read() })
     }
 
     /// `trsvcid`, if given.
     pub(crate) fn trsvcid(&self) -> Option<&CStr> {
         // SAFETY: as in `traddr`.
-        Self::string(unsafe { addr_of!((*self.opts()).trsvcid).read() })
+        self.string(unsafe { addr_of!((*self.opts()).trsvcid).read() })
     }
 
     /// `host_traddr`, if given.
     pub(crate) fn host_traddr(&self) -> Option<&CStr> {
         // SAFETY: as in `traddr`.
-        Self::string(unsafe { addr_of!((*self.opts()).host_traddr).read() })
+        self.string(unsafe { addr_of!((*self.opts()).host_traddr).read() })
     }
 
     /// `subsysnqn`.
     pub(crate) fn subsysnqn(&self) -> Option<&CStr> {
         // SAFETY: as in `traddr`.
-        Self::string(unsafe { addr_of!((*self.opts()).subsysnqn).read() })
+        self.string(unsafe { addr_of!((*self.opts()).subsysnqn).read() })
     }
 
     /// `hdr_digest`.

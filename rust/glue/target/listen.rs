@@ -25,6 +25,11 @@ impl SockAddr {
         usize::try_from(n).unwrap_or(0)
     }
 
+    /// The address for a call that writes it (`kernel_getpeername`).
+    fn as_mut_ptr(&mut self) -> *mut bindings::sockaddr {
+        ptr::from_mut(&mut self.0).cast()
+    }
+
     /// True for the wildcard address (`0.0.0.0` or `::`).
     pub(crate) fn is_any(&self) -> bool {
         // SAFETY: `self.0` is a valid `sockaddr_storage`.
@@ -84,8 +89,8 @@ impl Socket {
 
     /// The peer's (`getpeername`) or the local (`getsockname`) address.
     fn name(&self, peer: bool) -> Result<SockAddr> {
-        let sa = SockAddr::unspecified();
-        let out = sa.as_unsized().cast();
+        let mut sa = SockAddr::unspecified();
+        let out = sa.as_mut_ptr();
         // SAFETY: `self.raw()` is valid; `out` is a writable `sockaddr_storage`.
         let ret = unsafe {
             if peer {

@@ -115,9 +115,13 @@ impl NvmetPort {
 
     /// The TCP security type (`addr_tsas`): 0 = none, else TLS.
     pub(crate) fn tcp_sectype(&self) -> u8 {
-        // SAFETY: for a TCP port the `tcp` member of the `tsas` union is the one
-        // set, and any byte is a valid `u8`; a field of the valid port.
-        unsafe { addr_of!((*self.disc_addr()).tsas.tcp.as_ref().sectype).read() }
+        // SAFETY: a projection within the valid port (type invariant).
+        let tsas = unsafe { addr_of!((*self.disc_addr()).tsas) };
+        // CAST: bindgen's union members are zero-sized markers at the union's
+        // start; for a TCP port the `tcp` member is the one set.
+        let tcp = tsas.cast::<bindings::nvmf_disc_rsp_page_entry_tsas_tcp>();
+        // SAFETY: a field of the valid port; any byte is a valid `u8`.
+        unsafe { addr_of!((*tcp).sectype).read() }
     }
 
     /// `param_inline_data_size`; negative means "transport default".
@@ -128,14 +132,17 @@ impl NvmetPort {
 
     /// A handle the transport keeps while the port is enabled.
     pub(crate) fn handle(&self) -> PortHandle {
-        // INVARIANT: `self` is an enabled port: `add_port` is its only caller.
+        // INVARIANT: nvmet hands the transport only enabled ports, which it
+        // frees after `remove_port` (see `PortHandle`).
         PortHandle(NonNull::from(self))
     }
 
-    /// Sets the inline data size that the port reports.
-    fn set_inline_data_size(&self, size: i32) {
-        // SAFETY: called from `add_port` only, under nvmet's port mutex: nobody
-        // else writes or reads the field meanwhile.
+    /// Sets the in-capsule data size that the port reports (its default,
+    /// when configfs left it to the transport).
+    pub(crate) fn set_inline_data_size(&self, size: i32) {
+        // SAFETY: a field of the valid port. nvmet calls the transport's
+        // `add_port`, the only caller, under its port mutex: nobody else
+        // writes or reads the field meanwhile.
         unsafe { addr_of_mut!((*self.0.get()).inline_data_size).write(size) };
     }
 }
@@ -145,8 +152,8 @@ impl NvmetPort {
 /// # Invariants
 ///
 /// Points to an enabled `nvmet_port`. nvmet frees a port only after
-/// `remove_port`, which shuts down every queue of the port; queues use the
-/// handle only to start commands while they are not shut down.
+/// `remove_port`, which marks every queue of the port as cut off from it;
+/// queues use the handle only to start commands, and start none once marked.
 pub(crate) struct PortHandle(NonNull<NvmetPort>);
 
 // SAFETY: the port is only read through the handle (see `NvmetPort`).
@@ -180,6 +187,8 @@ pub(crate) mod status {
     pub(crate) const SGL_INVALID_DATA: u16 = bindings::NVME_SC_SGL_INVALID_DATA as u16;
     /// SGL offset invalid.
     pub(crate) const SGL_INVALID_OFFSET: u16 = bindings::NVME_SC_SGL_INVALID_OFFSET as u16;
+    /// Connect: a parameter (here: the queue size) is invalid.
+    pub(crate) const CONNECT_INVALID_PARAM: u16 = bindings::NVME_SC_CONNECT_INVALID_PARAM as u16;
     /// Connect: the controller is busy (being torn down); the host retries.
     pub(crate) const CONNECT_CTRL_BUSY: u16 = bindings::NVME_SC_CONNECT_CTRL_BUSY as u16;
 }
@@ -192,9 +201,6 @@ pub(crate) trait NvmetTransport: 'static {
     type Port: ForeignOwnable + Send + Sync;
     /// A connection, owner of the [`Request`]s handed to nvmet.
     type Queue: NvmetQueue;
-
-    /// In-capsule data size of a port that leaves it to the transport.
-    const DEFAULT_INLINE_DATA_SIZE: i32;
 
     /// Enables `port`: from here on hosts may connect.
     fn add_port(port: &NvmetPort) -> Result<Self::Port>;
@@ -289,8 +295,9 @@ impl<T: NvmetTransport> OpsTable<T> {
     /// Called by nvmet as `install_queue`, with the SQ of a queue of ours
     /// ([`NvmetQueue::sq`]) whose Connect command is executing.
     unsafe extern "C" fn install_queue(sq: *mut bindings::nvmet_sq) -> u16 {
-        // SAFETY: per the function's contract `sq` belongs to a live queue of
-        // type `T::Queue`, which its executing command keeps alive.
+        // SAFETY: per the function's contract `sq` belongs to a `T::Queue` with
+        // a command in flight, so its SQ is not yet destroyed and (per
+        // `NvmetQueue`'s contract) its `Arc` count is above zero.
         let queue = unsafe { NvmetSq::owner::<T::Queue>(sq) };
         T::install_queue(queue)
     }
@@ -348,9 +355,6 @@ impl<T: NvmetTransport> OpsTable<T> {
         from_result(|| {
             // SAFETY: per the function's contract.
             let port = unsafe { NvmetPort::from_raw(nport) };
-            if port.inline_data_size() < 0 {
-                port.set_inline_data_size(T::DEFAULT_INLINE_DATA_SIZE);
-            }
             let state = T::add_port(port)?;
             // SAFETY: `nport` is valid; `priv_` belongs to the transport.
             unsafe { addr_of_mut!((*nport).priv_).write(state.into_foreign().cast::<c_void>()) };
@@ -471,9 +475,10 @@ impl NvmetSq {
 
     /// The queue id (0: admin), valid after Connect.
     pub(crate) fn qid(&self) -> u16 {
-        // SAFETY: a field of the pinned `sq`; nvmet writes it during Connect,
-        // before the transport reads it.
-        unsafe { addr_of!((*self.sq.get()).qid).read() }
+        // SAFETY: a field of the pinned `sq`. nvmet writes it during this
+        // queue's Connect, which other queues' lookups may overlap: a
+        // volatile read, the kernel's READ_ONCE.
+        unsafe { addr_of!((*self.sq.get()).qid).read_volatile() }
     }
 
     /// The queue size, valid after Connect.
@@ -490,8 +495,9 @@ impl NvmetSq {
     }
 
     fn ctrl_ptr(&self) -> *mut bindings::nvmet_ctrl {
-        // SAFETY: as in `qid`; NULL before Connect (the queue starts zeroed).
-        unsafe { addr_of!((*self.sq.get()).ctrl).read() }
+        // SAFETY: as in `qid` (nvmet also clears it in `nvmet_sq_destroy`);
+        // NULL before Connect (the queue starts zeroed).
+        unsafe { addr_of!((*self.sq.get()).ctrl).read_volatile() }
     }
 
     /// The controller this queue belongs to, once connected.
@@ -573,7 +579,10 @@ impl<Q: NvmetQueue> Completions<Q> {
 ///
 /// `SQ_OFFSET` is the offset in `Self` of the field that [`NvmetQueue::sq`]
 /// returns, and every `Self` whose [`NvmetSq`] is initialised lives in an
-/// [`Arc`] and destroys the [`NvmetSq`] before it is dropped.
+/// [`Arc`] and destroys the [`NvmetSq`] (which waits for every request in
+/// flight) while a reference to that `Arc` is still held: never from its
+/// `Drop`, so that a callback for a request in flight never sees a count of
+/// zero.
 pub(crate) unsafe trait NvmetQueue: Send + Sync + Sized {
     /// `offset_of!(Self, <the field sq() returns>)`.
     const SQ_OFFSET: usize;
@@ -639,19 +648,20 @@ impl<Q: NvmetQueue> Request<Q> {
     pub(crate) fn init<T: NvmetTransport<Queue = Q>>(
         &self,
         sqe: &[u8; 64],
-        queue: &Q,
         port: &NvmetPort,
         ops: &'static OpsTable<T>,
     ) -> bool {
+        // The owner's SQ: a request is only ever started on its own queue.
+        let sq = self.owner().sq().sq.get();
         // SAFETY: the slot is idle (the owner's I/O work only starts idle slots),
         // so nothing else reads `sqe`, `cmd`, `cqe` or `port` now; `sqe` is 64
-        // bytes, the size of `nvme_command`; the queue's SQ is initialised.
+        // bytes, the size of `nvme_command`; the owner's SQ is initialised.
         unsafe {
             core::ptr::copy_nonoverlapping(sqe.as_ptr(), self.sqe.get().cast::<u8>(), 64);
             addr_of_mut!((*self.raw()).cmd).write(self.sqe.get());
             addr_of_mut!((*self.raw()).cqe).write(self.cqe.get());
             addr_of_mut!((*self.raw()).port).write(port.0.get());
-            bindings::nvmet_req_init(self.raw(), queue.sq().sq.get(), &ops.0)
+            bindings::nvmet_req_init(self.raw(), sq, &ops.0)
         }
     }
 
@@ -778,11 +788,10 @@ impl<Q: NvmetQueue> Requests<Q> {
     ///
     /// `owner` must outlive the slots' use by nvmet: the owner destroys its
     /// [`NvmetSq`] (which waits for every request) before dropping them.
-    pub(crate) fn new(n: usize, first_tag: u16, owner: &Arc<Q>) -> Result<Self> {
-        let mut slots = KVVec::with_capacity(n, GFP_KERNEL)?;
+    pub(crate) fn new(n: u16, first_tag: u16, owner: &Arc<Q>) -> Result<Self> {
+        let mut slots = KVVec::with_capacity(usize::from(n), GFP_KERNEL)?;
         for i in 0..n {
-            // CAST: tags are 16 bits on the wire; `n` is at most 2 * 1024 + 1.
-            let tag = first_tag.wrapping_add(i as u16);
+            let tag = first_tag.wrapping_add(i);
             slots.push(
                 Request {
                     req: Opaque::zeroed(),
@@ -805,7 +814,8 @@ impl<Q: NvmetQueue> Requests<Q> {
     }
 
     /// Number of slots.
-    pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+    pub(crate) fn len(&self) -> u16 {
+        // CAST: `new` makes at most `u16::MAX` slots.
+        self.slots.len() as u16
     }
 }
