@@ -29,7 +29,7 @@ echo "PASS concurrent-fio-verify"
 # refused commands' connections stay, and end quietly when the peer leaves;
 # a reset is the host's own doing; an expired keep-alive is nvmet's to
 # report, and it does.
-logged_cases inline-refused mdts-exceeded rst-during-data keep-alive-expiry
+logged_cases inline-refused mdts-exceeded admin-sqsize-too-large rst-during-data keep-alive-expiry
 klog | grep -qE "nvmet: ctrl [0-9]+ keep-alive timer \([0-9]+ seconds\) expired" ||
 	fail "nvmet did not report the peer's expired keep-alive"
 nvme disconnect -n "$NQN" >/dev/null || fail "disconnect failed"

@@ -202,6 +202,24 @@ const DATA_CASES: &[DataCase] = &[
         },
     },
     DataCase {
+        name: "admin-sqsize-too-large",
+        what: "a second controller's admin queue of 65535 entries (more command tags than 16 bits hold, \
+               counting two per entry): refused with Connect Invalid Parameters, connection kept",
+        expect: Expect::StaysOpen,
+        digests: NO_DIGESTS,
+        kato_ms: 15000,
+        send: |s, _| {
+            let addr = s.peer_addr()?;
+            let mut admin = Session::open(&addr, s.digests())?;
+            let cqe = admin.connect_admin(0xfffe)?;
+            // Status code 0x82, command specific status 0x1 (fabrics), Do Not Retry.
+            match session::cqe_status(&cqe) {
+                0x4182 => Ok(()),
+                st => Err(io::Error::other(format!("expected status 0x4182, got {st:#x}"))),
+            }
+        },
+    },
+    DataCase {
         name: "inline-refused-bad-ddgst",
         what: "the same refused write with a wrong data digest on its in-capsule data",
         expect: Expect::Close,

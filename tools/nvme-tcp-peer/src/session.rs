@@ -128,6 +128,21 @@ impl Session {
     /// Fabrics Connect for queue `qid` of controller `cntlid`; returns the
     /// controller id.
     fn connect(&mut self, qid: u16, cntlid: u16, kato_ms: u32) -> io::Result<u16> {
+        let cqe = self.connect_cqe(qid, cntlid, kato_ms, 31)?;
+        match cqe_status(&cqe) {
+            0 => Ok(u16::from_le_bytes([cqe[0], cqe[1]])),
+            status => Err(other(format!("Connect qid {qid}: command failed with status {status:#x}"))),
+        }
+    }
+
+    /// Fabrics Connect for a new controller's admin queue of `sqsize`
+    /// entries (0's based); returns its CQE, whatever its status.
+    pub fn connect_admin(&mut self, sqsize: u16) -> io::Result<[u8; 16]> {
+        self.connect_cqe(0, 0xffff, 15000, sqsize)
+    }
+
+    /// Fabrics Connect; returns the CQE, whatever its status.
+    fn connect_cqe(&mut self, qid: u16, cntlid: u16, kato_ms: u32, sqsize: u16) -> io::Result<[u8; 16]> {
         let mut sqe = [0u8; 64];
         sqe[0] = 0x7f;
         sqe[1] = SGL_METABUF;
@@ -137,7 +152,7 @@ impl Session {
         sqe[32..36].copy_from_slice(&1024u32.to_le_bytes());
         sqe[39] = proto::SGL_DATA_BLOCK_OFFSET;
         sqe[42..44].copy_from_slice(&qid.to_le_bytes());
-        sqe[44..46].copy_from_slice(&31u16.to_le_bytes()); // sqsize, 0's based
+        sqe[44..46].copy_from_slice(&sqsize.to_le_bytes()); // 0's based
         sqe[48..52].copy_from_slice(&kato_ms.to_le_bytes());
         let mut data = [0u8; 1024];
         data[..16].copy_from_slice(&HOST_ID);
@@ -146,8 +161,7 @@ impl Session {
         data[256..256 + nqn.len().min(255)].copy_from_slice(&nqn.as_bytes()[..nqn.len().min(255)]);
         data[512..512 + HOST_NQN.len()].copy_from_slice(HOST_NQN.as_bytes());
         self.send_capsule(sqe, &data)?;
-        let cqe = self.recv_response().map_err(|e| other(format!("Connect qid {qid}: {e}")))?;
-        Ok(u16::from_le_bytes([cqe[0], cqe[1]]))
+        self.recv_cqe().map_err(|e| other(format!("Connect qid {qid}: {e}")))
     }
 
     /// Property Set CC = EN with 64-byte SQEs and 16-byte CQEs.
@@ -163,6 +177,16 @@ impl Session {
         sqe[48..56].copy_from_slice(&0x0046_0001u64.to_le_bytes());
         self.send_capsule(sqe, &[])?;
         self.recv_response().map(|_| ()).map_err(|e| other(format!("Property Set CC: {e}")))
+    }
+
+    /// The digests this session uses.
+    pub fn digests(&self) -> Digests {
+        self.d
+    }
+
+    /// The target's address, as `Session::open` takes it.
+    pub fn peer_addr(&self) -> io::Result<String> {
+        Ok(self.s.peer_addr()?.to_string())
     }
 
     /// The local TCP port of this connection (the one the target logs).
