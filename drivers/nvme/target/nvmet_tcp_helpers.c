@@ -24,6 +24,17 @@ size_t nvmet_tcp_layout(unsigned int which)
 	case NVMET_TCP_L_CTRL_SIZE: return sizeof(struct nvmet_ctrl);
 	case NVMET_TCP_L_REQ_SIZE: return sizeof(struct nvmet_req);
 	case NVMET_TCP_L_SK_CTX_SIZE: return sizeof(struct nvtr_sk_ctx);
+	case NVMET_TCP_L_SQ_SIZE: return sizeof(struct nvmet_sq);
+	case NVMET_TCP_L_SQ_CTRL: return offsetof(struct nvmet_sq, ctrl);
+	case NVMET_TCP_L_SQ_QID: return offsetof(struct nvmet_sq, qid);
+	case NVMET_TCP_L_SQ_SIZE_FIELD: return offsetof(struct nvmet_sq, size);
+	case NVMET_TCP_L_SQ_SQHD_DISABLED: return offsetof(struct nvmet_sq, sqhd_disabled);
+	case NVMET_TCP_L_CQ_SIZE: return sizeof(struct nvmet_cq);
+	case NVMET_TCP_L_REQ_CMD: return offsetof(struct nvmet_req, cmd);
+	case NVMET_TCP_L_REQ_CQE: return offsetof(struct nvmet_req, cqe);
+	case NVMET_TCP_L_REQ_SG: return offsetof(struct nvmet_req, sg);
+	case NVMET_TCP_L_REQ_TRANSFER_LEN: return offsetof(struct nvmet_req, transfer_len);
+	case NVMET_TCP_L_REQ_PORT: return offsetof(struct nvmet_req, port);
 	default: return SIZE_MAX;
 	}
 }

@@ -113,6 +113,18 @@ fn check_layout() -> Result {
             fact!(nvmet_tcp_layout_NVMET_TCP_L_CTRL_SIZE, size_of::<b::nvmet_ctrl>()),
             fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_SIZE, size_of::<b::nvmet_req>()),
             fact!(nvmet_tcp_layout_NVMET_TCP_L_SK_CTX_SIZE, size_of::<b::nvtr_sk_ctx>()),
+            // Embedded by value (`NvmetSq`), and read through projections.
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_SQ_SIZE, size_of::<b::nvmet_sq>()),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_SQ_CTRL, offset_of!(b::nvmet_sq, ctrl)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_SQ_QID, offset_of!(b::nvmet_sq, qid)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_SQ_SIZE_FIELD, offset_of!(b::nvmet_sq, size)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_SQ_SQHD_DISABLED, offset_of!(b::nvmet_sq, sqhd_disabled)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_CQ_SIZE, size_of::<b::nvmet_cq>()),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_CMD, offset_of!(b::nvmet_req, cmd)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_CQE, offset_of!(b::nvmet_req, cqe)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_SG, offset_of!(b::nvmet_req, sg)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_TRANSFER_LEN, offset_of!(b::nvmet_req, transfer_len)),
+            fact!(nvmet_tcp_layout_NVMET_TCP_L_REQ_PORT, offset_of!(b::nvmet_req, port)),
         ],
         // SAFETY: `nvmet_tcp_layout` is a pure function of its argument.
         |id| unsafe { b::nvmet_tcp_layout(id) },
