@@ -6,7 +6,7 @@
 
 bool nvtr_req_is_write(struct nvmet_req *req)
 {
-	return nvme_is_write(req->cmd);
+	return req->cmd && nvme_is_write(req->cmd);
 }
 
 void nvtr_req_execute(struct nvmet_req *req)

@@ -13,7 +13,7 @@ struct nvmet_sq;
 struct nvmet_port;
 struct scatterlist;
 
-/* nvme_is_write(req->cmd). */
+/* nvme_is_write(req->cmd); false while req->cmd is NULL. */
 bool nvtr_req_is_write(struct nvmet_req *req);
 /* req->execute(req). */
 void nvtr_req_execute(struct nvmet_req *req);

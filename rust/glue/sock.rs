@@ -83,10 +83,9 @@ impl kernel::fmt::Display for SockAddr {
 ///
 /// # Invariants
 ///
-/// `ptr` points to a valid `struct socket` that this object owns. (Visible to
-/// the glue layer, whose accept makes sockets too.)
+/// `ptr` points to a valid `struct socket` that this object owns.
 pub(crate) struct Socket {
-    pub(super) ptr: NonNull<bindings::socket>,
+    ptr: NonNull<bindings::socket>,
 }
 
 // SAFETY: the kernel's socket calls do their own locking; a socket may be used
@@ -102,8 +101,18 @@ impl Socket {
         // SAFETY: `raw` is a valid out-pointer.
         to_result(unsafe { bindings::nvtr_sock_create(family, &mut raw) })?;
         let ptr = NonNull::new(raw).ok_or(ENOMEM)?;
-        // INVARIANT: `sock_create_kern` succeeded and handed us the socket.
-        Ok(Self { ptr })
+        // SAFETY: `sock_create_kern` succeeded and handed us the socket.
+        Ok(unsafe { Self::from_raw(ptr) })
+    }
+
+    /// Takes ownership of a socket the kernel handed over.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a valid socket that nothing else owns or releases.
+    pub(super) unsafe fn from_raw(ptr: NonNull<bindings::socket>) -> Self {
+        // INVARIANT: per the caller.
+        Self { ptr }
     }
 
     /// The C socket, for the glue layer's calls.

@@ -67,8 +67,8 @@ impl Socket {
         }
         to_result(ret)?;
         let ptr = NonNull::new(raw).ok_or(ENOMEM)?;
-        // INVARIANT: `kernel_accept` succeeded and handed us the new socket.
-        Ok(Some(Self { ptr }))
+        // SAFETY: `kernel_accept` succeeded and handed us the new socket.
+        Ok(Some(unsafe { Self::from_raw(ptr) }))
     }
 
     /// Sets the socket priority (`SO_PRIORITY`).

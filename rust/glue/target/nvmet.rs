@@ -406,13 +406,15 @@ impl<T: NvmetTransport> Drop for Registration<T> {
 ///
 /// # Invariants
 ///
-/// `live` is true exactly while `sq` and `cq` are initialised with nvmet.
+/// `live` is true exactly while `sq` and `cq` are initialised with nvmet;
+/// `inited` is set by the one call of `init` that initialises them.
 #[pin_data]
 pub(crate) struct NvmetSq {
     #[pin]
     sq: Opaque<bindings::nvmet_sq>,
     #[pin]
     cq: Opaque<bindings::nvmet_cq>,
+    inited: AtomicBool,
     live: AtomicBool,
 }
 
@@ -425,7 +427,12 @@ unsafe impl Sync for NvmetSq {}
 impl NvmetSq {
     /// Zeroed, not yet known to nvmet.
     pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self { sq: Opaque::zeroed(), cq: Opaque::zeroed(), live: AtomicBool::new(false) })
+        pin_init!(Self {
+            sq: Opaque::zeroed(),
+            cq: Opaque::zeroed(),
+            inited: AtomicBool::new(false),
+            live: AtomicBool::new(false),
+        })
     }
 
     /// The queue whose [`NvmetQueue::sq`] holds `sq`.
@@ -444,10 +451,12 @@ impl NvmetSq {
 
     /// Initialises the queues with nvmet (`nvmet_cq_init`, `nvmet_sq_init`).
     pub(crate) fn init(&self) -> Result {
-        if self.live.load(Ordering::Acquire) {
+        // At most once, whoever else may call it.
+        if self.inited.swap(true, Ordering::AcqRel) {
             return Err(EBUSY);
         }
-        // SAFETY: `cq` is pinned inside `self`, zeroed, and not yet initialised.
+        // SAFETY: `cq` is pinned inside `self`, zeroed, and never initialised
+        // (`inited` was false).
         unsafe { bindings::nvmet_cq_init(self.cq.get()) };
         // SAFETY: `sq` is pinned and zeroed; `cq` was just initialised.
         let ret = unsafe { bindings::nvmet_sq_init(self.sq.get(), self.cq.get()) };
@@ -665,9 +674,11 @@ impl<Q: NvmetQueue> Request<Q> {
         }
     }
 
-    /// Whether the command writes (host to controller data).
+    /// Whether the command writes (host to controller data); false before
+    /// the slot's first `init`.
     pub(crate) fn is_write(&self) -> bool {
-        // SAFETY: `cmd` points to this slot's SQE, set by `init`.
+        // SAFETY: `cmd` is NULL (the slot starts zeroed), which the helper
+        // checks, or points to this slot's SQE, set by `init`.
         unsafe { bindings::nvtr_req_is_write(self.raw()) }
     }
 
