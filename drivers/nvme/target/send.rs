@@ -15,6 +15,7 @@ use crate::{
     proto::{self, Digests},
     queue::{Close, Queue},
 };
+use core::ops::Range;
 use kernel::{
     alloc::{KVVec, KVec},
     prelude::*,
@@ -51,9 +52,37 @@ struct TxSend {
     done: usize,
 }
 
+/// A piece of a send, in wire order: where its next bytes come from.
+enum Part {
+    /// PDU header bytes `pdus[range]`: an R2T, a C2HData or a response.
+    Head(Range<usize>),
+    /// `len` bytes of read data from byte `offset` of the command's buffer.
+    Data { offset: u32, len: u32 },
+    /// Trailer bytes `pdus[range]`: the data digest, the response after data.
+    Tail(Range<usize>),
+}
+
 impl TxSend {
     fn len(&self) -> usize {
         self.head + self.data as usize + self.tail
+    }
+
+    /// The part of the send that its byte `at` is in, and where that part
+    /// ends; `None` past the end.
+    fn part_at(&self, at: usize) -> Option<(Part, usize)> {
+        let data_end = self.head + self.data as usize;
+        let end = data_end + self.tail;
+        if at < self.head {
+            Some((Part::Head(at..self.head), self.head))
+        } else if at < data_end {
+            // CAST: `at - head` is below `data`, a `u32`.
+            let offset = (at - self.head) as u32;
+            Some((Part::Data { offset, len: self.data - offset }, data_end))
+        } else if at < end {
+            Some((Part::Tail(TAIL + (at - data_end)..TAIL + self.tail), end))
+        } else {
+            None
+        }
     }
 }
 
@@ -183,29 +212,23 @@ impl Queue {
         bvecs.clear();
         for send in tx.txq.iter() {
             let mut at = send.done;
-            if at < send.head {
-                if !bvecs.add_frag(&send.pdus, at..send.head) {
+            while let Some((part, end)) = send.part_at(at) {
+                let added = match part {
+                    Part::Head(range) | Part::Tail(range) => bvecs.add_frag(&send.pdus, range),
+                    Part::Data { offset, len } => {
+                        let req = self.request(send.tag).ok_or(Close::Bug(c"sending a missing command"))?;
+                        // Only a full table takes less than all of it.
+                        let all = req.add_data(bvecs, offset, len) == len;
+                        if !all && !bvecs.is_full() {
+                            return Err(Close::Bug(c"a command's data is shorter than its transfer"));
+                        }
+                        all
+                    }
+                };
+                if !added {
                     return Ok(true);
                 }
-                at = send.head;
-            }
-            let data_end = send.head + send.data as usize;
-            if at < data_end {
-                let req = self.request(send.tag).ok_or(Close::Bug(c"sending a missing command"))?;
-                // CAST: `at - send.head` is below `send.data`, a `u32`.
-                let offset = (at - send.head) as u32;
-                let want = send.data - offset;
-                if req.add_data(bvecs, offset, want) < want {
-                    if bvecs.is_full() {
-                        return Ok(true);
-                    }
-                    return Err(Close::Bug(c"a command's data is shorter than its transfer"));
-                }
-                at = data_end;
-            }
-            let tail = at - data_end;
-            if tail < send.tail && !bvecs.add_frag(&send.pdus, TAIL + tail..TAIL + send.tail) {
-                return Ok(true);
+                at = end;
             }
         }
         Ok(queued)
