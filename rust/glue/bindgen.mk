@@ -35,7 +35,10 @@ quiet_cmd_nvtr_bindgen = BINDGEN $@
 		-w --target=$(nvtr-bindgen-target) -fno-builtin -D__BINDGEN__ \
 		-DMODULE -I$(KSRC)/drivers/nvme -I$(nvtr-glue)
 
-$(obj)/bindings_generated.rs: $(src)/bindings.h $(KSRC)/rust/bindgen_parameters FORCE
+# Every header it reads that is ours: a change to a glue or helper header
+# regenerates the bindings.
+$(obj)/bindings_generated.rs: $(src)/bindings.h $(wildcard $(src)/*.h) $(wildcard $(nvtr-glue)/*.h) \
+		$(KSRC)/rust/bindgen_parameters FORCE
 	$(call if_changed_dep,nvtr_bindgen)
 
 targets += bindings_generated.rs
