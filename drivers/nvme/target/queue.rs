@@ -73,16 +73,6 @@ pub(crate) struct Inner {
     pub(crate) bvecs: Bvecs,
 }
 
-impl Inner {
-    /// The digests this connection negotiated (none before the ICReq).
-    fn digests(&self) -> proto::Digests {
-        match self.rx.stage() {
-            proto::Stage::Established(d) => d,
-            proto::Stage::Handshake => proto::Digests::NONE,
-        }
-    }
-}
-
 /// What a round of I/O found.
 enum Round {
     /// Something was sent or received, and more may be there at once: the
@@ -413,7 +403,7 @@ impl Queue {
         self.size_slots(inner)?;
         self.take_completions(inner)?;
         let sent = {
-            let d = inner.digests();
+            let d = inner.rx.stage().digests();
             let Inner { tx, cmds, bvecs, .. } = &mut *inner;
             self.send(tx, cmds, bvecs, d)?
         };

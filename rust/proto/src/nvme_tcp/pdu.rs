@@ -197,6 +197,16 @@ pub enum Stage {
     Established(Digests),
 }
 
+impl Stage {
+    /// The digests PDUs carry at this stage: none before the exchange.
+    pub const fn digests(self) -> Digests {
+        match self {
+            Stage::Handshake => Digests::NONE,
+            Stage::Established(d) => d,
+        }
+    }
+}
+
 /// The 8-byte header that starts every PDU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommonHeader {

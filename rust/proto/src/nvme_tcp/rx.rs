@@ -371,10 +371,7 @@ impl Receiver {
             Role::Controller => CAPSULE_CMD_HLEN,
             Role::Host => CAPSULE_RESP_HLEN,
         };
-        match self.stage {
-            Stage::Established(d) => hlen + d.header_len(),
-            Stage::Handshake => hlen,
-        }
+        hlen + self.stage.digests().header_len()
     }
 
     /// End of the current header in the buffer.
