@@ -51,19 +51,22 @@ impl Socket {
 
     /// Receives exactly `buf.len()` bytes, blocking up to the receive timeout.
     pub(crate) fn recv_exact(&self, buf: &mut [u8]) -> Result {
-        match self.recvmsg(buf, bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL) {
-            n if usize::try_from(n) == Ok(buf.len()) => Ok(()),
-            n if n >= 0 => Err(ECONNRESET),
-            e => Err(Error::from_errno(e)),
-        }
+        let len = buf.len();
+        whole(self.recvmsg(buf, bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL), len)
     }
 
     /// Sends all of `buf`, blocking.
     pub(crate) fn send_all(&self, buf: &[u8]) -> Result {
-        match self.sendmsg(buf, bindings::MSG_NOSIGNAL) {
-            n if usize::try_from(n) == Ok(buf.len()) => Ok(()),
-            n if n >= 0 => Err(ECONNRESET),
-            e => Err(Error::from_errno(e)),
-        }
+        whole(self.sendmsg(buf, bindings::MSG_NOSIGNAL), buf.len())
+    }
+}
+
+/// A blocking call's result `ret` for `len` bytes: all of them, else
+/// `ECONNRESET` (the peer ended the exchange early) or the call's error.
+fn whole(ret: i32, len: usize) -> Result {
+    match ret {
+        n if usize::try_from(n) == Ok(len) => Ok(()),
+        n if n >= 0 => Err(ECONNRESET),
+        e => Err(Error::from_errno(e)),
     }
 }
