@@ -192,9 +192,10 @@ int nvtr_sock_incoming_cpu(struct socket *sock)
 	return cpu;
 }
 
-struct workqueue_struct *nvtr_alloc_io_wq(const char *name)
+struct workqueue_struct *nvtr_alloc_io_wq(const char *name, bool unbound)
 {
-	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_PERCPU, 0, name);
+	return alloc_workqueue("%s", WQ_MEM_RECLAIM | WQ_HIGHPRI | WQ_SYSFS |
+			       (unbound ? WQ_UNBOUND : WQ_PERCPU), 0, name);
 }
 
 bool nvtr_net_ratelimit(void)

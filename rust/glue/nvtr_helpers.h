@@ -71,8 +71,11 @@ unsigned short nvtr_addr_family(const struct sockaddr_storage *ss);
  * WORK_CPU_UNBOUND (for queue_work_on). */
 int nvtr_sock_incoming_cpu(struct socket *sock);
 
-/* A per-CPU, high-priority, reclaim-safe workqueue (alloc_workqueue is variadic). */
-struct workqueue_struct *nvtr_alloc_io_wq(const char *name);
+/*
+ * A high-priority, reclaim-safe workqueue, per-CPU or unbound, visible in
+ * sysfs (alloc_workqueue is variadic).
+ */
+struct workqueue_struct *nvtr_alloc_io_wq(const char *name, bool unbound);
 
 /* The networking stack's shared limit on log lines caused by peers. */
 bool nvtr_net_ratelimit(void);

@@ -59,6 +59,19 @@ impl SockAddr {
         ptr::from_ref(&self.0).cast_mut().cast()
     }
 
+    /// Writes the address without the port (`1.2.3.4`, `::1`) into `out`,
+    /// NUL-terminated; returns its length.
+    pub(crate) fn format_ip(&self, out: &mut [u8]) -> usize {
+        // SAFETY: `out` is writable for `out.len()` bytes; `self.0` is valid.
+        let n = unsafe { bindings::nvtr_addr_format_ip(&self.0, out.as_mut_ptr().cast::<c_char>(), out.len()) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
+    /// The address for a call that writes it (`kernel_getpeername`).
+    fn as_mut_ptr(&mut self) -> *mut bindings::sockaddr {
+        ptr::from_mut(&mut self.0).cast()
+    }
+
     pub(super) fn len(&self) -> i32 {
         // CAST: `sockaddr_storage` is 128 bytes.
         core::mem::size_of::<bindings::__kernel_sockaddr_storage>() as i32
@@ -95,16 +108,6 @@ unsafe impl Send for Socket {}
 unsafe impl Sync for Socket {}
 
 impl Socket {
-    /// A new TCP socket of family `family` (of a [`SockAddr`]).
-    pub(super) fn create(family: u16) -> Result<Self> {
-        let mut raw: *mut bindings::socket = ptr::null_mut();
-        // SAFETY: `raw` is a valid out-pointer.
-        to_result(unsafe { bindings::nvtr_sock_create(family, &mut raw) })?;
-        let ptr = NonNull::new(raw).ok_or(ENOMEM)?;
-        // SAFETY: `sock_create_kern` succeeded and handed us the socket.
-        Ok(unsafe { Self::from_raw(ptr) })
-    }
-
     /// Takes ownership of a socket the kernel handed over.
     ///
     /// # Safety
@@ -118,6 +121,35 @@ impl Socket {
     /// The C socket, for the glue layer's calls.
     pub(super) fn raw(&self) -> *mut bindings::socket {
         self.ptr.as_ptr()
+    }
+
+    /// Sets the socket priority (`SO_PRIORITY`).
+    pub(crate) fn set_priority(&self, priority: u32) {
+        // SAFETY: `self.raw()` is a valid socket (type invariant).
+        unsafe { bindings::nvtr_sock_set_priority(self.raw(), priority) }
+    }
+
+    /// The local address.
+    pub(crate) fn local_addr(&self) -> Result<SockAddr> {
+        self.name(false)
+    }
+
+    /// The peer's (`getpeername`) or the local (`getsockname`) address.
+    pub(super) fn name(&self, peer: bool) -> Result<SockAddr> {
+        let mut sa = SockAddr::unspecified();
+        let out = sa.as_mut_ptr();
+        // SAFETY: `self.raw()` is valid; `out` is a writable `sockaddr_storage`.
+        let ret = unsafe {
+            if peer {
+                bindings::kernel_getpeername(self.raw(), out)
+            } else {
+                bindings::kernel_getsockname(self.raw(), out)
+            }
+        };
+        if ret < 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(sa)
     }
 
     /// Drops unsent data at close instead of lingering (`sock_no_linger`), so

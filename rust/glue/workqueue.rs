@@ -7,11 +7,7 @@
 
 use super::bindings;
 use core::{ptr::NonNull, sync::atomic::{AtomicPtr, Ordering}};
-use kernel::{
-    prelude::*,
-    str::CStrExt,
-    workqueue::{Queue, RawWorkItem},
-};
+use kernel::{prelude::*, str::CStrExt, workqueue::RawWorkItem};
 
 /// A module-wide workqueue: created in module init, destroyed on unload.
 ///
@@ -29,10 +25,11 @@ impl ModuleWq {
         Self { ptr: AtomicPtr::new(core::ptr::null_mut()) }
     }
 
-    /// Creates the queue; it lives until the guard is dropped.
-    pub(crate) fn create(&'static self, name: &CStr) -> Result<ModuleWqGuard> {
+    /// Creates the queue, per-CPU or (`unbound`) not; it lives until the
+    /// guard is dropped.
+    pub(crate) fn create(&'static self, name: &CStr, unbound: bool) -> Result<ModuleWqGuard> {
         // SAFETY: `name` is a NUL-terminated string that the call copies.
-        let raw = unsafe { bindings::nvtr_alloc_io_wq(name.as_char_ptr()) };
+        let raw = unsafe { bindings::nvtr_alloc_io_wq(name.as_char_ptr(), unbound) };
         let wq = NonNull::new(raw).ok_or(ENOMEM)?;
         if self.ptr.compare_exchange(core::ptr::null_mut(), wq.as_ptr(), Ordering::AcqRel, Ordering::Acquire).is_err() {
             // SAFETY: `wq` was just created and was never published.
@@ -42,6 +39,11 @@ impl ModuleWq {
         Ok(ModuleWqGuard { wq: self })
     }
 
+    /// The raw queue, while it exists.
+    pub(super) fn raw(&self) -> *mut bindings::workqueue_struct {
+        self.ptr.load(Ordering::Acquire)
+    }
+
     /// Queues `w` to run on `cpu` (a CPU number, or `WORK_CPU_UNBOUND` for
     /// the local one), as `queue_work_on`; `None` (and `w` dropped) once the
     /// queue is gone.
@@ -49,7 +51,7 @@ impl ModuleWq {
     where
         W: RawWorkItem<ID> + Send + 'static,
     {
-        let raw = self.ptr.load(Ordering::Acquire);
+        let raw = self.raw();
         if raw.is_null() {
             return None;
         }
@@ -59,17 +61,6 @@ impl ModuleWq {
         // `raw` is a live queue (type invariant); a `cpu` that is not a valid
         // online CPU is WORK_CPU_UNBOUND (`Socket::incoming_cpu`).
         Some(unsafe { w.__enqueue(move |work| bindings::queue_work_on(cpu, raw, work)) })
-    }
-
-    /// The queue, while it exists.
-    pub(crate) fn get(&self) -> Option<&Queue> {
-        let raw = self.ptr.load(Ordering::Acquire);
-        if raw.is_null() {
-            return None;
-        }
-        // SAFETY: per the type invariant `raw` is a live workqueue; it is only
-        // destroyed on unload, after every user of the module has finished.
-        Some(unsafe { Queue::from_raw(raw) })
     }
 }
 

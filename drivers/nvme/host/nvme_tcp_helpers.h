@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* nvme_tcp's C helpers: layout facts the Rust side checks at load time. */
+/* nvme_tcp's C helpers: module parameters, and layout facts the Rust side checks at load time. */
 #ifndef NVME_TCP_HELPERS_H
 #define NVME_TCP_HELPERS_H
 
@@ -11,17 +11,47 @@ enum nvme_tcp_layout {
 	NVME_TCP_L_OPTS_TRADDR,
 	NVME_TCP_L_OPTS_TRSVCID,
 	NVME_TCP_L_OPTS_HOST_TRADDR,
+	NVME_TCP_L_OPTS_HOST_IFACE,
+	NVME_TCP_L_OPTS_QUEUE_SIZE,
+	NVME_TCP_L_OPTS_NR_IO_QUEUES,
+	NVME_TCP_L_OPTS_NR_WRITE_QUEUES,
+	NVME_TCP_L_OPTS_KATO,
+	NVME_TCP_L_OPTS_DUPLICATE_CONNECT,
 	NVME_TCP_L_OPTS_HDR_DIGEST,
 	NVME_TCP_L_OPTS_DATA_DIGEST,
 	NVME_TCP_L_OPTS_TOS,
+	NVME_TCP_L_OPTS_TLS,
 	NVME_TCP_L_TRANSPORT_SIZE,
 	NVME_TCP_L_TRANSPORT_CREATE_CTRL,
 	NVME_TCP_L_CTRL_SIZE,
+	NVME_TCP_L_CTRL_OPTS,
+	NVME_TCP_L_CTRL_QUEUE_COUNT,
+	NVME_TCP_L_CTRL_SQSIZE,
+	NVME_TCP_L_CTRL_IOCCSZ,
+	NVME_TCP_L_CTRL_INSTANCE,
+	NVME_TCP_L_CTRL_OPS_SIZE,
+	NVME_TCP_L_CTRL_OPS_FREE_CTRL,
+	NVME_TCP_L_CTRL_OPS_GET_VIRT_BOUNDARY,
+	NVME_TCP_L_REQUEST_SIZE,
+	NVME_TCP_L_REQUEST_CMD,
+	NVME_TCP_L_REQUEST_CTRL,
+	NVME_TCP_L_RQ_SIZE,
+	NVME_TCP_L_RQ_TAG,
+	NVME_TCP_L_MQ_OPS_SIZE,
+	NVME_TCP_L_MQ_OPS_MAP_QUEUES,
+	NVME_TCP_L_TAG_SET_SIZE,
+	NVME_TCP_L_TAG_SET_QUEUE_DEPTH,
+	NVME_TCP_L_TAG_SET_DRIVER_DATA,
+	NVME_TCP_L_HCTX_DRIVER_DATA,
 	NVME_TCP_L_SK_CTX_SIZE,
 	NVME_TCP_L_COUNT,
 };
 
 /* The C compiler's value of a layout fact (sizeof or offsetof). */
 size_t nvme_tcp_layout(unsigned int which);
+
+/* Module parameters. */
+int nvme_tcp_so_priority(void);
+bool nvme_tcp_wq_unbound(void);
 
 #endif

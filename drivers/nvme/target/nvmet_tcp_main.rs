@@ -25,6 +25,8 @@ mod glue {
         pub(crate) mod listen;
         pub(crate) mod nvmet;
         pub(crate) mod params;
+        pub(crate) mod splice;
+        pub(crate) mod wq;
     }
 }
 
@@ -77,8 +79,8 @@ impl kernel::Module for NvmetTcpModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         check_layout()?;
         registry::init()?;
-        let wq = WQ.create(c"nvmet_tcp_wq")?;
-        let release_wq = RELEASE_WQ.create(c"nvmet_tcp_release_wq")?;
+        let wq = WQ.create(c"nvmet_tcp_wq", false)?;
+        let release_wq = RELEASE_WQ.create(c"nvmet_tcp_release_wq", false)?;
         let registration = Registration::new(&OPS)?;
         Ok(Self {
             _registration: registration,

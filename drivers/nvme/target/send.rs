@@ -10,7 +10,10 @@
 //! bytes went out; a partial socket call leaves the rest for the next one.
 
 use crate::{
-    glue::sock_io::{Bvecs, Frag, FragCache, Io},
+    glue::{
+        sock_io::{Bvecs, Io},
+        target::splice::{Frag, FragCache},
+    },
     command::{SlotState, Slots},
     proto::{self, Digests},
     queue::{Close, Queue},

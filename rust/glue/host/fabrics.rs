@@ -5,7 +5,7 @@
 //! C: `drivers/nvme/host/fabrics.h` (`struct nvmf_transport_ops`,
 //! `struct nvmf_ctrl_options`).
 
-use crate::glue::bindings;
+use crate::glue::{bindings, host::nvme::DeviceRef};
 use core::{marker::PhantomData, ptr::{addr_of, NonNull}};
 use kernel::{
     error::to_result,
@@ -40,6 +40,95 @@ impl CtrlOptions {
 
     fn opts(&self) -> *const bindings::nvmf_ctrl_options {
         self.0.get()
+    }
+
+    pub(super) fn raw(&self) -> *mut bindings::nvmf_ctrl_options {
+        self.0.get()
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` points to options that stay valid and unchanged for `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::nvmf_ctrl_options) -> &'a Self {
+        // SAFETY: per the caller; transparent wrapper.
+        unsafe { &*ptr.cast::<Self>() }
+    }
+
+    /// Whether option `opt` (an `NVMF_OPT_*` bit) was given.
+    pub(crate) fn has(&self, opt: u32) -> bool {
+        // SAFETY: as in `traddr`.
+        let mask = unsafe { addr_of!((*self.opts()).mask).read() };
+        mask & opt != 0
+    }
+
+    /// `host_iface`, if given.
+    pub(crate) fn host_iface(&self) -> Option<&CStr> {
+        // SAFETY: as in `traddr`.
+        self.string(unsafe { addr_of!((*self.opts()).host_iface).read() })
+    }
+
+    /// `queue_size`: entries per I/O queue asked for.
+    pub(crate) fn queue_size(&self) -> u32 {
+        // SAFETY: as in `traddr`.
+        let n = unsafe { addr_of!((*self.opts()).queue_size).read() };
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// `keep_alive_tmo`, in seconds.
+    pub(crate) fn kato(&self) -> u32 {
+        // SAFETY: as in `traddr`.
+        unsafe { addr_of!((*self.opts()).kato).read() }
+    }
+
+    /// `nr_io_queues`, `nr_write_queues`, `nr_poll_queues` as given.
+    pub(crate) fn queue_counts(&self) -> (u32, u32, u32) {
+        // SAFETY: as in `traddr`.
+        unsafe {
+            (
+                addr_of!((*self.opts()).nr_io_queues).read(),
+                addr_of!((*self.opts()).nr_write_queues).read(),
+                addr_of!((*self.opts()).nr_poll_queues).read(),
+            )
+        }
+    }
+
+    /// I/O queues to ask the controller for: each kind capped at the CPUs
+    /// online (`nvmf_nr_io_queues`).
+    pub(crate) fn io_queues_wanted(&self) -> u32 {
+        // SAFETY: valid options.
+        unsafe { bindings::nvtr_nr_io_queues(self.raw()) }
+    }
+
+    /// How `n` granted I/O queues split into default, read and poll queues
+    /// (`nvmf_set_io_queues`).
+    pub(crate) fn split_io_queues(&self, n: u32) -> [u32; 3] {
+        let mut q = [0u32; 3];
+        // SAFETY: valid options; `q` has HCTX_MAX_TYPES entries.
+        unsafe { bindings::nvmf_set_io_queues(self.raw(), n, q.as_mut_ptr()) };
+        q
+    }
+
+    /// `duplicate_connect`.
+    pub(crate) fn duplicate_connect(&self) -> bool {
+        // SAFETY: as in `traddr`.
+        unsafe { addr_of!((*self.opts()).duplicate_connect).read() }
+    }
+
+    /// Whether TLS was asked for (`--tls`, a TLS key, or secure concatenation).
+    pub(crate) fn tls(&self) -> bool {
+        // SAFETY: as in `traddr`.
+        let (tls, concat) = unsafe { (addr_of!((*self.opts()).tls).read(), addr_of!((*self.opts()).concat).read()) };
+        tls || concat || self.has(bindings::NVMF_OPT_TLS_KEY) || self.has(bindings::NVMF_OPT_KEYRING)
+    }
+
+    /// Frees the options (`nvmf_free_options`).
+    ///
+    /// # Safety
+    ///
+    /// The options belong to a controller being freed, and nothing uses them after this.
+    pub(crate) unsafe fn free(&self) {
+        // SAFETY: per the caller.
+        unsafe { bindings::nvmf_free_options(self.raw()) }
     }
 
     /// `traddr` (required by this transport).
@@ -94,6 +183,16 @@ impl CtrlOptions {
 /// with one reference owned by this value.
 pub(crate) struct NewCtrl(NonNull<bindings::nvme_ctrl>);
 
+impl NewCtrl {
+    /// # Safety
+    ///
+    /// `ctrl` satisfies the type invariant, and its reference is handed over.
+    pub(super) unsafe fn from_raw(ctrl: *mut bindings::nvme_ctrl) -> Self {
+        // SAFETY: per the caller, non-null.
+        Self(unsafe { NonNull::new_unchecked(ctrl) })
+    }
+}
+
 /// Options this transport requires and allows, as the C `nvme-tcp`.
 pub(crate) const TCP_REQUIRED_OPTS: u32 = bindings::NVMF_OPT_TRADDR;
 /// See [`TCP_REQUIRED_OPTS`].
@@ -114,8 +213,9 @@ pub(crate) const TCP_ALLOWED_OPTS: u32 = bindings::NVMF_OPT_TRSVCID
 
 /// A host transport for nvme-fabrics.
 pub(crate) trait FabricsTransport: 'static {
-    /// Creates and starts a controller for `opts` (process context; may block).
-    fn create_ctrl(opts: &CtrlOptions) -> Result<NewCtrl>;
+    /// Creates and starts a controller for `opts` (process context; may
+    /// block); `dev` is nvme-fabrics' device for `nvme_init_ctrl`.
+    fn create_ctrl(dev: DeviceRef, opts: &CtrlOptions) -> Result<NewCtrl>;
 }
 
 /// A transport registered with nvme-fabrics; unregistered on drop.
@@ -165,12 +265,14 @@ impl<T: FabricsTransport> Registration<T> {
     /// Called by nvme-fabrics as `create_ctrl`, in process context, with
     /// options that it owns and leaves unchanged until the controller is freed.
     unsafe extern "C" fn create_ctrl(
-        _dev: *mut bindings::device,
+        dev: *mut bindings::device,
         opts: *mut bindings::nvmf_ctrl_options,
     ) -> *mut bindings::nvme_ctrl {
         // SAFETY: per the function's contract; `CtrlOptions` is a transparent wrapper.
         let opts = unsafe { &*opts.cast::<CtrlOptions>() };
-        match T::create_ctrl(opts) {
+        // SAFETY: `dev` is this call's device.
+        let dev = unsafe { DeviceRef::from_raw(dev) };
+        match T::create_ctrl(dev, opts) {
             // The reference goes to nvme-fabrics.
             Ok(ctrl) => ctrl.0.as_ptr(),
             Err(e) => e.to_ptr(),
