@@ -193,7 +193,8 @@ impl TcpCtrl {
     /// Sets up the admin queue, then the I/O queues, and goes live. On
     /// error, everything set up so far is torn down again.
     fn setup(&self) -> Result {
-        let r = self.setup_admin().and_then(|()| self.setup_io()).and_then(|()| {
+        // A discovery controller has no I/O queues.
+        let r = self.setup_admin().and_then(|()| if self.nctrl.queue_count() > 1 { self.setup_io() } else { Ok(()) }).and_then(|()| {
             if self.nctrl.change_state(CtrlState::Live) {
                 Ok(())
             } else {

@@ -187,6 +187,12 @@ impl NvmeCtrl {
         unsafe { bindings::nvme_change_ctrl_state(self.raw(), state.to_raw()) }
     }
 
+    /// Number of queues, admin queue included (1: a discovery controller).
+    pub(crate) fn queue_count(&self) -> u32 {
+        // SAFETY: written only by the transport's setup (`set_queue_count`).
+        unsafe { addr_of!((*self.raw()).queue_count).read() }
+    }
+
     /// Sets the number of queues, admin queue included.
     pub(crate) fn set_queue_count(&self, n: u32) {
         // SAFETY: only the transport's setup writes it, in process context.
