@@ -253,3 +253,82 @@ pub(crate) fn warn_bug(what: &CStr) {
     // SAFETY: `what` is a NUL-terminated string that the call only reads.
     unsafe { bindings::nvtr_warn(what.as_char_ptr()) }
 }
+
+/// A command's data buffer that received PDU data goes into.
+pub(crate) trait DataSink {
+    /// Copies `bytes` (read ahead with a header) to `offset`.
+    fn copy_in(&self, offset: u32, bytes: &[u8]);
+    /// Receives up to `len` bytes from `sock` straight to `offset`.
+    fn recv_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32) -> Result<Io>;
+    /// `crc` (a running CRC32C) advanced over `len` bytes at `offset`.
+    fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32;
+}
+
+/// What [`receive`] stopped at.
+pub(crate) enum RxEvent {
+    /// A PDU header arrived (decoded and checked by the receiver).
+    Header(crate::proto::Pdu),
+    /// All data of the PDU delivered to `tag` is in, its digest checked.
+    DataDone { tag: u16, len: u32 },
+    /// The socket has nothing more now; `progress` if bytes were taken.
+    Idle { progress: bool },
+    /// The peer closed the connection.
+    Eof,
+}
+
+/// Why [`receive`] failed.
+pub(crate) enum RxError {
+    /// The receiver refused the stream.
+    Proto(crate::proto::Error),
+    /// A socket error.
+    Sock(Error),
+    /// Data for a tag that `sink` knows no buffer for (the driver routed it there).
+    NoSink,
+}
+
+/// Feeds `rx` from `sock` until it has an event for its driver: header
+/// bytes go into the receiver, data straight into the buffer `sink` gives
+/// for its tag.
+pub(crate) fn receive<'a, S: DataSink + 'a>(
+    rx: &mut crate::proto::Receiver,
+    sock: &Socket,
+    bvecs: &mut Bvecs,
+    sink: impl Fn(u16) -> Option<&'a S>,
+) -> core::result::Result<RxEvent, RxError> {
+    use crate::proto::Step;
+    let mut progress = false;
+    loop {
+        // A receive call that finds nothing costs as much as one that
+        // works: when only the socket can bring more, look first.
+        if rx.needs_input() && !sock.readable() {
+            return Ok(RxEvent::Idle { progress });
+        }
+        match rx.step().map_err(RxError::Proto)? {
+            Step::Header { pdu, .. } => return Ok(RxEvent::Header(*pdu)),
+            Step::DataDone { tag, len } => return Ok(RxEvent::DataDone { tag, len }),
+            Step::Recv(buf) => match sock.recv(buf).map_err(RxError::Sock)? {
+                Io::Done(n) => rx.received(n.get()),
+                Io::WouldBlock => return Ok(RxEvent::Idle { progress }),
+                Io::Eof => return Ok(RxEvent::Eof),
+            },
+            Step::Data { tag, offset, len, buffered } => {
+                let dst = sink(tag).ok_or(RxError::NoSink)?;
+                if !buffered.is_empty() {
+                    dst.copy_in(offset, buffered);
+                    rx.buffered_copied();
+                } else {
+                    match dst.recv_data(sock, bvecs, offset, len).map_err(RxError::Sock)? {
+                        Io::Done(n) => {
+                            // CAST: at most `len`, a `u32`.
+                            let n = n.get() as u32;
+                            rx.data_received(n, |crc| dst.data_crc(crc, offset, n));
+                        }
+                        Io::WouldBlock => return Ok(RxEvent::Idle { progress }),
+                        Io::Eof => return Ok(RxEvent::Eof),
+                    }
+                }
+            }
+        }
+        progress = true;
+    }
+}

@@ -294,26 +294,41 @@ impl TcpCtrl {
     /// Nothing of the queues runs afterwards.
     fn teardown(&self, remove: bool) {
         let mut setup = self.setup.lock();
-        let queues = self.queues.lock().clone_refs();
-        if setup.io_set {
-            self.nctrl.quiesce(false, true);
-            self.nctrl.sync_io_queues();
+        self.teardown_io(&mut setup, remove);
+        self.teardown_admin(&mut setup, remove);
+        if remove {
+            // Each queue holds a reference to the controller: drop them.
+            let old = core::mem::replace(&mut *self.queues.lock(), KVec::new());
+            drop(setup);
+            drop(old);
         }
-        for q in queues.iter().skip(1) {
+    }
+
+    /// The I/O half of `teardown`: no new requests, queues stopped, what
+    /// was in flight failed; with `remove`, the tag set freed.
+    fn teardown_io(&self, setup: &mut Setup, remove: bool) {
+        if !setup.io_set {
+            return;
+        }
+        self.nctrl.quiesce(false, true);
+        self.nctrl.sync_io_queues();
+        for q in self.queues.lock().clone_refs().iter().skip(1) {
             q.stop();
         }
-        if setup.io_set {
-            self.nctrl.cancel_requests(false);
-            if remove {
-                self.nctrl.quiesce(false, false);
-                self.nctrl.remove_tag_set(false);
-                setup.io_set = false;
-            }
+        self.nctrl.cancel_requests(false);
+        if remove {
+            self.nctrl.quiesce(false, false);
+            self.nctrl.remove_tag_set(false);
+            setup.io_set = false;
         }
+    }
+
+    /// The admin half of `teardown`.
+    fn teardown_admin(&self, setup: &mut Setup, remove: bool) {
         if setup.admin_set {
             self.nctrl.quiesce(true, true);
         }
-        if let Some(q) = queues.first() {
+        if let Some(q) = self.queue_by_id(0) {
             q.stop();
         }
         if setup.admin_set {
@@ -323,13 +338,6 @@ impl TcpCtrl {
                 self.nctrl.remove_tag_set(true);
                 setup.admin_set = false;
             }
-        }
-        drop(queues);
-        if remove {
-            // Each queue holds a reference to the controller: drop them.
-            let old = core::mem::replace(&mut *self.queues.lock(), KVec::new());
-            drop(setup);
-            drop(old);
         }
     }
 
@@ -471,25 +479,15 @@ impl TcpCtrl {
     /// `delete_ctrl`: the I/O queues go, the controller is shut down over
     /// the admin queue (while it still works), then the admin queue goes.
     fn teardown_shutdown(&self) {
-        // I/O first, so that the shutdown's Property Set still has its queue.
         {
             let mut setup = self.setup.lock();
-            let queues = self.queues.lock().clone_refs();
-            if setup.io_set {
-                self.nctrl.quiesce(false, true);
-                self.nctrl.sync_io_queues();
-                for q in queues.iter().skip(1) {
-                    q.stop();
-                }
-                self.nctrl.cancel_requests(false);
-                self.nctrl.quiesce(false, false);
-                self.nctrl.remove_tag_set(false);
-                setup.io_set = false;
-            }
+            self.teardown_io(&mut setup, true);
             if setup.admin_set {
                 self.nctrl.quiesce(true, true);
             }
         }
+        // The shutdown's Property Set goes through the fabrics queue, which
+        // quiescing the admin queue leaves running.
         if self.queue_by_id(0).is_some_and(|q| q.is_live()) {
             self.nctrl.disable(true);
         }

@@ -10,8 +10,8 @@
 //! fit its command stops the queue before any of its data is written.
 
 use crate::{
-    glue::sock_io::Io,
-    proto::{self, Step},
+    glue::sock_io::{receive, RxError, RxEvent},
+    proto,
     queue::{Close, Cmd, CmdState, Inner, Queue, AEN_TAG},
 };
 use kernel::prelude::*;
@@ -25,47 +25,15 @@ impl Queue {
     /// Receives up to the next complete PDU header or piece of data and
     /// handles it; true if progress was made.
     pub(crate) fn recv(&self, inner: &mut Inner) -> Result<bool, Close> {
-        let sock = self.sock.sock();
-        let mut progress = false;
-        loop {
-            let Inner { rx, bvecs, .. } = &mut *inner;
-            if rx.needs_input() && !sock.readable() {
-                return Ok(progress);
-            }
-            match rx.step()? {
-                Step::Header { pdu, .. } => {
-                    let pdu = *pdu;
-                    self.handle_pdu(inner, &pdu)?;
-                    return Ok(true);
-                }
-                Step::DataDone { tag, len } => {
-                    self.data_done(inner, tag, len)?;
-                    return Ok(true);
-                }
-                Step::Recv(buf) => match sock.recv(buf).map_err(Close::Sock)? {
-                    Io::Done(n) => rx.received(n.get()),
-                    Io::WouldBlock => return Ok(progress),
-                    Io::Eof => return Err(Close::Eof),
-                },
-                Step::Data { tag, offset, len, buffered } => {
-                    let rq = self.request(tag).ok_or(Close::Bug(c"data for a command without a request"))?;
-                    if !buffered.is_empty() {
-                        rq.copy_in(offset, buffered);
-                        rx.buffered_copied();
-                    } else {
-                        match rq.recv_data(sock, bvecs, offset, len).map_err(Close::Sock)? {
-                            Io::Done(n) => {
-                                // CAST: at most `len`, a `u32`.
-                                let n = n.get() as u32;
-                                rx.data_received(n, |crc| rq.data_crc(crc, offset, n));
-                            }
-                            Io::WouldBlock => return Ok(progress),
-                            Io::Eof => return Err(Close::Eof),
-                        }
-                    }
-                }
-            }
-            progress = true;
+        let Inner { rx, bvecs, .. } = &mut *inner;
+        match receive(rx, self.sock.sock(), bvecs, |tag| self.request(tag)) {
+            Ok(RxEvent::Header(pdu)) => self.handle_pdu(inner, &pdu).map(|()| true),
+            Ok(RxEvent::DataDone { tag, len }) => self.data_done(inner, tag, len).map(|()| true),
+            Ok(RxEvent::Idle { progress }) => Ok(progress),
+            Ok(RxEvent::Eof) => Err(Close::Eof),
+            Err(RxError::Proto(e)) => Err(Close::Protocol(e)),
+            Err(RxError::Sock(e)) => Err(Close::Sock(e)),
+            Err(RxError::NoSink) => Err(Close::Bug(c"data for a command without a request")),
         }
     }
 

@@ -9,7 +9,10 @@
 //! Data the target asked for (R2T) goes before new commands.
 
 use crate::{
-    glue::host::blk::{Request, CMD_PDU_LEN},
+    glue::{
+        host::blk::{Request, CMD_PDU_LEN},
+        sock_io::DataSink,
+    },
     proto,
     queue::{Close, CmdState, Inner, Queue, TagRing, AEN_TAG},
 };

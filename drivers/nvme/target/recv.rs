@@ -11,8 +11,11 @@
 
 use crate::{
     command::{Ready, MAX_DATA},
-    glue::{sock_io::Io, target::params},
-    proto::{self, Step},
+    glue::{
+        sock_io::{receive, RxError, RxEvent},
+        target::params,
+    },
+    proto,
     queue::{Close, Inner, Queue},
 };
 use kernel::prelude::*;
@@ -27,50 +30,15 @@ impl Queue {
     /// Receives what the socket has up to the next complete PDU header or
     /// piece of data, and handles it; true if progress was made.
     pub(crate) fn recv(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
-        let sock = self.sock.sock();
-        let mut progress = false;
-        loop {
-            let Inner { rx, bvecs, .. } = &mut *inner;
-            // A receive call that finds nothing costs as much as one that
-            // works: when only the socket can bring more, look first.
-            if rx.needs_input() && !sock.readable() {
-                return Ok(progress);
-            }
-            match rx.step()? {
-                Step::Header { pdu, .. } => {
-                    // A copy, so that handling it may use the receiver.
-                    let pdu = *pdu;
-                    self.handle_pdu(inner, &pdu, ready)?;
-                    return Ok(true);
-                }
-                Step::DataDone { tag, len } => {
-                    self.data_done(inner, tag, len, ready)?;
-                    return Ok(true);
-                }
-                Step::Recv(buf) => match sock.recv(buf).map_err(Close::Sock)? {
-                    Io::Done(n) => rx.received(n.get()),
-                    Io::WouldBlock => return Ok(progress),
-                    Io::Eof => return Err(Self::eof(rx)),
-                },
-                Step::Data { tag, offset, len, buffered } => {
-                    let req = self.request(tag).ok_or(Close::Bug(c"data for a missing command"))?;
-                    if !buffered.is_empty() {
-                        req.copy_in(offset, buffered);
-                        rx.buffered_copied();
-                    } else {
-                        match req.recv_data(sock, bvecs, offset, len).map_err(Close::Sock)? {
-                            Io::Done(n) => {
-                                // CAST: at most `len`, a `u32`.
-                                let n = n.get() as u32;
-                                rx.data_received(n, |crc| req.data_crc(crc, offset, n));
-                            }
-                            Io::WouldBlock => return Ok(progress),
-                            Io::Eof => return Err(Self::eof(rx)),
-                        }
-                    }
-                }
-            }
-            progress = true;
+        let Inner { rx, bvecs, .. } = &mut *inner;
+        match receive(rx, self.sock.sock(), bvecs, |tag| self.request(tag)) {
+            Ok(RxEvent::Header(pdu)) => self.handle_pdu(inner, &pdu, ready).map(|()| true),
+            Ok(RxEvent::DataDone { tag, len }) => self.data_done(inner, tag, len, ready).map(|()| true),
+            Ok(RxEvent::Idle { progress }) => Ok(progress),
+            Ok(RxEvent::Eof) => Err(Self::eof(rx)),
+            Err(RxError::Proto(e)) => Err(Close::Protocol(e)),
+            Err(RxError::Sock(e)) => Err(Close::Sock(e)),
+            Err(RxError::NoSink) => Err(Close::Bug(c"data for a missing command")),
         }
     }
 

@@ -11,7 +11,7 @@
 
 use crate::{
     glue::{
-        sock_io::{Bvecs, Io},
+        sock_io::{Bvecs, DataSink, Io},
         target::splice::{Frag, FragCache},
     },
     command::{SlotState, Slots},

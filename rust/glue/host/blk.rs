@@ -12,7 +12,7 @@ use crate::glue::{
     bindings,
     host::nvme::{FabricsCtrl, HostTables, NsRef, NvmeCtrl},
     sock::Socket,
-    sock_io::{Bvecs, Io},
+    sock_io::{Bvecs, DataSink, Io},
 };
 use core::mem::{offset_of, size_of};
 use kernel::{ffi::c_void, prelude::*, sync::{Arc, ArcBorrow}, types::Opaque};
@@ -118,14 +118,6 @@ impl Request {
         unsafe { bindings::nvtr_complete_timed_out(self.raw()) }
     }
 
-    /// Receives up to `len` bytes straight into its data pages at `offset`.
-    pub(crate) fn recv_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32) -> Result<Io> {
-        // SAFETY: the socket and table are valid; the request's pages are
-        // held by it while it is in flight.
-        let ret = unsafe { bindings::nvtr_sock_recv_rq(sock.raw(), bvecs.raw(), self.raw(), offset, len) };
-        Io::from_ret(ret, true)
-    }
-
     /// Sends up to `len` bytes of its data from `offset`, without blocking.
     pub(crate) fn send_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32, more: bool) -> Result<Io> {
         // SAFETY: as in `recv_data`.
@@ -133,15 +125,26 @@ impl Request {
         Io::from_ret(ret, false)
     }
 
+}
+
+impl DataSink for Request {
+    /// Receives up to `len` bytes straight into its data pages at `offset`.
+    fn recv_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32) -> Result<Io> {
+        // SAFETY: the socket and table are valid; the request's pages are
+        // held by it while it is in flight.
+        let ret = unsafe { bindings::nvtr_sock_recv_rq(sock.raw(), bvecs.raw(), self.raw(), offset, len) };
+        Io::from_ret(ret, true)
+    }
+
     /// Copies `buf` into its data at `offset`.
-    pub(crate) fn copy_in(&self, offset: u32, buf: &[u8]) {
+    fn copy_in(&self, offset: u32, buf: &[u8]) {
         let len = u32::try_from(buf.len()).unwrap_or(0);
         // SAFETY: `buf` is readable for `len` bytes; the helper stays within the request's data.
         unsafe { bindings::nvtr_rq_copy_in(self.raw(), offset, buf.as_ptr().cast(), len) }
     }
 
     /// `crc` (a running CRC32C) advanced over `len` bytes of its data at `offset`.
-    pub(crate) fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32 {
+    fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32 {
         // SAFETY: the helper only reads within the request's data.
         unsafe { bindings::nvtr_rq_crc32c(crc, self.raw(), offset, len) }
     }

@@ -13,7 +13,7 @@
 use crate::glue::{
     bindings,
     sock::Socket,
-    sock_io::{Bvecs, Io},
+    sock_io::{Bvecs, DataSink, Io},
 };
 use core::{
     ffi::c_void,
@@ -708,15 +708,6 @@ impl<Q: NvmetQueue> Request<Q> {
         unsafe { bindings::nvtr_req_free_data(self.raw()) }
     }
 
-    /// Receives up to `len` bytes from `sock` into the data buffer at `offset`.
-    pub(crate) fn recv_data(&self, sock: &Socket, bvs: &mut Bvecs, offset: u32, len: u32) -> Result<Io> {
-        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
-        // `offset + len` within it; the socket and the table are valid, and
-        // the table is ours alone for the call (`&mut`).
-        let ret = unsafe { bindings::nvtr_sock_recv_sg(sock.raw(), bvs.raw(), self.sg(), offset, len) };
-        Io::from_ret(ret, true)
-    }
-
     /// Adds up to `len` bytes of the data buffer from `offset` to a send's
     /// table (its pages are spliced, not copied); returns how many fit.
     pub(crate) fn add_data(&self, bvs: &mut Bvecs, offset: u32, len: u32) -> u32 {
@@ -724,24 +715,6 @@ impl<Q: NvmetQueue> Request<Q> {
         // caller frees the data, after the send (the socket takes its own
         // page references).
         unsafe { bindings::nvtr_bvecs_add_sg(bvs.raw(), self.sg(), offset, len) }
-    }
-
-    /// Copies `bytes` into the data buffer at `offset` (bytes read ahead of
-    /// the socket with a PDU header).
-    pub(crate) fn copy_in(&self, offset: u32, bytes: &[u8]) {
-        // CAST: the callers copy at most a PDU header's worth.
-        let len = bytes.len() as u32;
-        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
-        // `offset + len` within it (the helper stops at the end of `sg`
-        // anyway); `bytes` is valid for `len` bytes.
-        unsafe { bindings::nvtr_sg_copy_in(self.sg(), offset, bytes.as_ptr().cast(), len) }
-    }
-
-    /// Adds `len` bytes of the data buffer from `offset` to a running CRC32C
-    /// (raw register value, not inverted).
-    pub(crate) fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32 {
-        // SAFETY: as in `recv_data`.
-        unsafe { bindings::nvtr_sg_crc32c(crc, self.sg(), offset, len) }
     }
 
     /// Runs the command (`req->execute`); its completion calls `queue_response`.
@@ -783,6 +756,35 @@ impl<Q: NvmetQueue> Request<Q> {
         // SAFETY: per the type invariant `owner` came from `Arc::as_ptr` of an
         // `Arc<Q>` that outlives the request, so the count stays above zero.
         unsafe { ArcBorrow::from_raw(self.owner) }
+    }
+}
+
+impl<Q: NvmetQueue> DataSink for Request<Q> {
+    /// Receives up to `len` bytes from `sock` into the data buffer at `offset`.
+    fn recv_data(&self, sock: &Socket, bvs: &mut Bvecs, offset: u32, len: u32) -> Result<Io> {
+        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
+        // `offset + len` within it; the socket and the table are valid, and
+        // the table is ours alone for the call (`&mut`).
+        let ret = unsafe { bindings::nvtr_sock_recv_sg(sock.raw(), bvs.raw(), self.sg(), offset, len) };
+        Io::from_ret(ret, true)
+    }
+
+    /// Copies `bytes` into the data buffer at `offset` (bytes read ahead of
+    /// the socket with a PDU header).
+    fn copy_in(&self, offset: u32, bytes: &[u8]) {
+        // CAST: the callers copy at most a PDU header's worth.
+        let len = bytes.len() as u32;
+        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
+        // `offset + len` within it (the helper stops at the end of `sg`
+        // anyway); `bytes` is valid for `len` bytes.
+        unsafe { bindings::nvtr_sg_copy_in(self.sg(), offset, bytes.as_ptr().cast(), len) }
+    }
+
+    /// Adds `len` bytes of the data buffer from `offset` to a running CRC32C
+    /// (raw register value, not inverted).
+    fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32 {
+        // SAFETY: as in `recv_data`.
+        unsafe { bindings::nvtr_sg_crc32c(crc, self.sg(), offset, len) }
     }
 }
 
