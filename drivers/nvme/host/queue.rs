@@ -44,6 +44,8 @@ const BVECS: u32 = 256;
 const IO_BUDGET: u32 = 64;
 /// Receive steps per round: each a PDU header, or as much data as one call takes.
 const RECV_BUDGET: usize = 16;
+/// `NVME_SC_HOST_ABORTED_CMD` as a response carries it (status field << 1).
+const STATUS_HOST_ABORTED: u16 = 0x371 << 1;
 /// The admin queue's tag for the async event request (`NVME_AQ_BLK_MQ_DEPTH`),
 /// beyond its tag set's tags.
 pub(crate) const AEN_TAG: u16 = 31;
@@ -451,7 +453,37 @@ impl Queue {
             }
         }
         self.sock.sock().shutdown();
+        self.abort_requests();
         self.ctrl.error();
+    }
+
+    /// Fails every request this stopped queue holds (sent or still waiting
+    /// to be), so that nothing waits for its timeout; nvme-core decides
+    /// whether each is retried. Only the queue's own users complete its
+    /// requests: the timeout handler and teardown stop the queue first,
+    /// which waits for this.
+    fn abort_requests(&self) {
+        let mut inner = self.inner.lock();
+        let abort = |tag: u16| {
+            if self.qid == 0 && tag == AEN_TAG {
+                return;
+            }
+            if let Some(rq) = self.request(tag) {
+                rq.complete(STATUS_HOST_ABORTED, 0);
+            }
+        };
+        for (tag, cmd) in (0u16..).zip(inner.cmds.iter_mut()) {
+            if cmd.state != CmdState::Idle {
+                cmd.state = CmdState::Idle;
+                abort(tag);
+            }
+        }
+        let mut submit = self.submit.lock();
+        while let Some(tag) = submit.pop() {
+            abort(tag);
+        }
+        drop(submit);
+        inner.tx.reset();
     }
 
     /// Stops the queue: no more sends or receives, callbacks detached, the

@@ -85,6 +85,12 @@ impl Tx {
         Ok(())
     }
 
+    /// Forgets the send in progress and the R2Ts waiting (the queue stopped).
+    pub(crate) fn reset(&mut self) {
+        self.cur = None;
+        while self.h2c.pop().is_some() {}
+    }
+
     /// Queues the data that an R2T asked of `tag`.
     pub(crate) fn push_h2c(&mut self, tag: u16) -> Result<(), Close> {
         if self.h2c.push(tag) {
