@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! nvme-tcp-peer: a raw NVMe/TCP host for probing a target.
+//! nvme-tcp-peer: a raw NVMe/TCP host for probing a target, and a proxy
+//! that plays a misbehaving target to a host.
 //!
 //! ```text
 //! nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst] [--hold SECS]
@@ -15,6 +16,15 @@
 //! nvme-tcp-peer hostile ADDR PORT [--nqn NQN] [CASE...]
 //!                                                     send them (all by default); the
 //!                                                     data-path cases connect to NQN
+//! nvme-tcp-peer proxy --list                          the target misbehaviours it knows
+//! nvme-tcp-peer proxy LISTEN_ADDR LISTEN_PORT TARGET_ADDR TARGET_PORT CASE
+//!                     [--after N] [--count N] [--dry-run]
+//!                                                     forwards every connection a host
+//!                                                     opens to the target, and corrupts
+//!                                                     one target-to-host PDU of an I/O
+//!                                                     queue after N suitable ones (see
+//!                                                     `proxy.rs`); exits once --count
+//!                                                     connections ended, if given
 //! ```
 //!
 //! Each hostile case opens its own connection, commits one violation and
@@ -25,6 +35,7 @@
 //! committed the violation (the one the target's log names); the exit status
 //! is 0 when every case passed.
 
+mod proxy;
 mod session;
 
 use nvme_tcp_proto::{self as proto, Digests, Fes, Pdu, Role, Stage};
@@ -542,7 +553,9 @@ fn usage() -> ExitCode {
         "usage: nvme-tcp-peer icreq ADDR PORT [--hdgst] [--ddgst] [--hold SECS]\n       \
          nvme-tcp-peer h2c-split ADDR PORT [--nqn NQN] LEN CHUNK\n       \
          nvme-tcp-peer hostile --list\n       \
-         nvme-tcp-peer hostile ADDR PORT [--nqn NQN] [CASE...]"
+         nvme-tcp-peer hostile ADDR PORT [--nqn NQN] [CASE...]\n       \
+         nvme-tcp-peer proxy --list\n       \
+         nvme-tcp-peer proxy LISTEN_ADDR LISTEN_PORT TARGET_ADDR TARGET_PORT CASE [--after N] [--count N] [--dry-run]"
     );
     ExitCode::from(2)
 }
@@ -551,6 +564,23 @@ fn target(addr: &str, port: &str) -> Result<String, String> {
     let host = if addr.contains(':') { format!("[{addr}]:{port}") } else { format!("{addr}:{port}") };
     host.to_socket_addrs().map_err(|e| format!("{host}: {e}"))?;
     Ok(host)
+}
+
+/// The proxy's options from its command line (after the two addresses).
+fn proxy_options(listen: String, target: String, case: &str, opts: &[&str]) -> Result<proxy::Options, String> {
+    let case = proxy::Case::by_name(case).ok_or(format!("no case named {case} (see proxy --list)"))?;
+    let mut o = proxy::Options { listen, target, case, after: proxy::DEFAULT_AFTER, count: None, dry_run: false };
+    let mut opts = opts.iter();
+    while let Some(opt) = opts.next() {
+        let mut num = || opts.next().and_then(|v| v.parse::<u64>().ok()).ok_or(format!("{opt} wants a number"));
+        match *opt {
+            "--after" => o.after = num()?,
+            "--count" => o.count = Some(usize::try_from(num()?).map_err(|e| e.to_string())?),
+            "--dry-run" => o.dry_run = true,
+            _ => return Err(format!("unknown option {opt}")),
+        }
+    }
+    Ok(o)
 }
 
 fn main() -> ExitCode {
@@ -606,6 +636,31 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
+            }
+        }
+        ["proxy", "--list"] => {
+            for (_, name, what) in proxy::CASES {
+                println!("{name:24} {what}");
+            }
+            ExitCode::SUCCESS
+        }
+        ["proxy", laddr, lport, taddr, tport, case, opts @ ..] => {
+            let o = target(laddr, lport)
+                .and_then(|l| target(taddr, tport).map(|t| (l, t)))
+                .and_then(|(l, t)| proxy_options(l, t, case, opts));
+            let o = match o {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match proxy::run(o) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("proxy: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         ["h2c-split", addr, port, rest @ ..] => {
@@ -747,6 +802,18 @@ mod tests {
         assert!(parse_close(&[0xff; 8]).is_err());
         let tr = termreq_bytes(Fes::InvalidHeaderField, 0);
         assert!(parse_close(&tr[..tr.len() - 4]).is_err());
+    }
+
+    #[test]
+    fn proxy_options_parse() {
+        let o = proxy_options("l".into(), "t".into(), "truncated", &[]).expect("parses");
+        assert_eq!((o.case, o.after, o.count, o.dry_run), (proxy::Case::Truncated, proxy::DEFAULT_AFTER, None, false));
+        let o = proxy_options("l".into(), "t".into(), "bad-hlen", &["--after", "7", "--count", "3", "--dry-run"]).expect("parses");
+        assert_eq!((o.case, o.after, o.count, o.dry_run), (proxy::Case::BadHlen, 7, Some(3), true));
+        assert!(proxy_options("l".into(), "t".into(), "nothing", &[]).is_err());
+        assert!(proxy_options("l".into(), "t".into(), "bad-hlen", &["--after"]).is_err());
+        assert!(proxy_options("l".into(), "t".into(), "bad-hlen", &["--after", "x"]).is_err());
+        assert!(proxy_options("l".into(), "t".into(), "bad-hlen", &["--bogus"]).is_err());
     }
 
     #[test]
