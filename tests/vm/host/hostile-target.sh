@@ -202,15 +202,15 @@ run_cases() { # PREFIX
 	done
 }
 
-# 1. Our target.
-target_setup 127.0.0.1 4420
-is_ours nvmet_tcp || fail "the target is not ours"
-run_cases ""
-
-# 2. The stock C target.
-sh "$REPO/samples/nvmet-tcp-teardown.sh"
-rmmod nvmet_tcp
-load_stock target/nvmet-tcp
-is_ours nvmet_tcp && fail "the target is not the stock one"
-target_setup 127.0.0.1 4420
-run_cases c-target-
+# The target: ours, or (HOSTILE_TARGET=c) the stock C one, whose cases are
+# reported as c-target-CASE.
+if [ "${HOSTILE_TARGET:-ours}" = c ]; then
+	load_stock target/nvmet-tcp
+	is_ours nvmet_tcp && fail "the target is not the stock one"
+	target_setup 127.0.0.1 4420
+	run_cases c-target-
+else
+	target_setup 127.0.0.1 4420
+	is_ours nvmet_tcp || fail "the target is not ours"
+	run_cases ""
+fi
