@@ -7,7 +7,8 @@
 #                        on the debug kernel and part of it on the stock kernel
 #                        (make check STOCK=all: all of it on both)
 #   make demo            configfs target + nvme connect in a VM
-#   make bench           C and Rust targets side by side in one VM, as ratios
+#   make bench           C and Rust hosts and targets in their four pairings and
+#                        nvme-loop, one VM per clock, as ratios
 #   make deb             the DKMS package nvme-tcp-rs-dkms_*.deb (Documentation/dkms.md)
 #   make clean
 #

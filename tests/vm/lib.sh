@@ -277,11 +277,26 @@ guest_setup() {
 
 # For the benchmark and profiling scripts: serves $NQN from /dev/nullb0 on
 # 127.0.0.1:4420 through the stock C target (c), ours (rust: configfs loads
-# it) or a build of ours (.scratch/NAME.ko).
-serve_target() { # c|rust|NAME
+# it) or a build of ours (.scratch/NAME.ko); or (loop) through nvmet's loop
+# transport, nvme-loop, host and target in one module with no network at all
+# (connect with connect_loop).
+serve_target() { # c|rust|NAME|loop
 	case $1 in
 	c) load_stock target/nvmet-tcp ;;
 	rust) ;;
+	loop)
+		modprobe nvme-loop
+		local s=$CFS/subsystems/$NQN p=$CFS/ports/1
+		mkdir "$s"
+		echo 1 >"$s/attr_allow_any_host"
+		mkdir "$s/namespaces/1"
+		echo /dev/nullb0 >"$s/namespaces/1/device_path"
+		echo 1 >"$s/namespaces/1/enable"
+		mkdir "$p"
+		echo loop >"$p/addr_trtype"
+		ln -s "$s" "$p/subsystems/$NQN"
+		return
+		;;
 	*) insmod "$REPO/.scratch/$1.ko" ;;
 	esac
 	sh "$REPO/samples/nvmet-tcp-setup.sh" /dev/nullb0 "$NQN" 127.0.0.1 4420 >/dev/null
@@ -296,7 +311,59 @@ serve_target() { # c|rust|NAME
 unserve_target() {
 	nvme disconnect-all >/dev/null 2>&1 || true
 	sh "$REPO/samples/nvmet-tcp-teardown.sh"
-	rmmod nvmet_tcp
+	local m
+	for m in nvmet_tcp nvme_loop; do
+		[ -d "/sys/module/$m" ] || continue
+		wait_for 10 rmmod "$m" 2>/dev/null || fail "cannot unload $m: $(rmmod "$m" 2>&1)"
+	done
+}
+
+# Connects to $NQN through nvme-loop (serve_target loop) and prints the
+# namespace's device.
+connect_loop() {
+	nvme connect -t loop -n "$NQN" >/dev/null || return 1
+	wait_ns
+}
+
+# For the benchmark and profiling scripts: makes nvme_tcp the stock C host
+# (c), ours (rust: modprobe finds it under updates/) or a build of ours
+# (.scratch/NAME.ko, loaded afresh every time), unloading the one loaded
+# when it is not that one. Only one nvme_tcp can be loaded (one module name):
+# no controller may be connected through it then.
+use_host() { # c|rust|NAME
+	if [ -d /sys/module/nvme_tcp ]; then
+		case $1 in
+		c) is_ours nvme_tcp || return 0 ;;
+		rust) is_ours nvme_tcp && return 0 ;;
+		esac
+		wait_for 10 rmmod nvme_tcp 2>/dev/null || fail "cannot unload nvme_tcp: $(rmmod nvme_tcp 2>&1)"
+	fi
+	case $1 in
+	c) load_stock host/nvme-tcp ;;
+	rust) modprobe nvme_tcp ;;
+	*) insmod "$REPO/.scratch/$1.ko" ;;
+	esac
+	if [ "$1" = c ]; then
+		if is_ours nvme_tcp; then fail "wanted the C host"; fi
+	elif ! is_ours nvme_tcp; then
+		fail "wanted our host"
+	fi
+}
+
+# For the benchmark and profiling scripts: a pairing HOST-TARGET (c-c,
+# rust-c, c-rust, rust-rust, NAME for .scratch/NAME.ko on either side), or
+# loop. Loads the host (use_host), serves $NQN (serve_target), connects
+# and prints the namespace's device; unserve_target ends it.
+serve_pairing() { # HOST-TARGET|loop
+	if [ "$1" = loop ]; then
+		serve_target loop
+		connect_loop || fail "connect through nvme-loop failed"
+		return
+	fi
+	case $1 in *-*) ;; *) fail "pairing $1: not HOST-TARGET or loop" ;; esac
+	use_host "${1%%-*}"
+	serve_target "${1#*-}"
+	connect 127.0.0.1 4420 || fail "connect of the ${1%%-*} host to the ${1#*-} target failed"
 }
 
 # For the profiling scripts: an untimed fio run of job options "$@" against
