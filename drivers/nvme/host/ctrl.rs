@@ -312,7 +312,8 @@ impl TcpCtrl {
         }
         self.nctrl.quiesce(false, true);
         self.nctrl.sync_io_queues();
-        for q in self.queues.lock().clone_refs().iter().skip(1) {
+        // Stopping waits for each queue's I/O work, which never takes this lock.
+        for q in self.queues.lock().iter().skip(1) {
             q.stop();
         }
         self.nctrl.cancel_requests(false);
@@ -348,24 +349,6 @@ impl TcpCtrl {
         if self.nctrl.reset() {
             pr_warn!("nvme{}: starting error recovery\n", self.nctrl.instance());
         }
-    }
-}
-
-/// Clones of a list of queue references.
-trait CloneRefs {
-    fn clone_refs(&self) -> KVec<Arc<Queue>>;
-}
-
-impl CloneRefs for KVec<Arc<Queue>> {
-    fn clone_refs(&self) -> KVec<Arc<Queue>> {
-        let mut v = KVec::new();
-        for q in self.iter() {
-            // Room for a few pointers; without it, only these queues are not stopped.
-            if v.push(q.clone(), GFP_KERNEL).is_err() {
-                break;
-            }
-        }
-        v
     }
 }
 
