@@ -304,14 +304,11 @@ bool nvtr_bvecs_full(const struct nvtr_bvecs *bvs)
 	return bvs->n >= bvs->max;
 }
 
-int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
-		      struct scatterlist *sg, unsigned int offset,
-		      unsigned int len)
+int nvtr_sock_recv_bvecs(struct socket *sock, struct nvtr_bvecs *bvs)
 {
 	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
 
-	nvtr_bvecs_clear(bvs);
-	if (!nvtr_bvecs_add_sg(bvs, sg, offset, len))
+	if (!bvs->n)
 		return -EINVAL;
 	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvs->bv, bvs->n, bvs->total);
 	return sock_recvmsg(sock, &msg, msg.msg_flags);

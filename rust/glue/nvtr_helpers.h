@@ -101,8 +101,8 @@ void nvtr_init_llist_head(struct llist_head *head);
  * `bvs` holds: its owner sizes it so that one call usually covers a whole
  * PDU (each receive call may make TCP send an ACK).
  *
- * Receives go into a scatterlist from byte `offset` of it. Sends splice
- * (never copy) what the table holds, which its owner fills: pieces of a
+ * Receives go into the segments of the table, and sends splice (never
+ * copy) what it holds; its owner fills it: pieces of a
  * scatterlist (nvtr_bvecs_add_sg, the bytes added) and page fragments
  * (nvtr_bvecs_add_virt, false when the table is full). `more` sets
  * MSG_MORE.
@@ -116,9 +116,7 @@ bool nvtr_bvecs_add_virt(struct nvtr_bvecs *bvs, void *p, unsigned int len);
 unsigned int nvtr_bvecs_add_sg(struct nvtr_bvecs *bvs, struct scatterlist *sg,
 			       unsigned int offset, unsigned int len);
 bool nvtr_bvecs_full(const struct nvtr_bvecs *bvs);
-int nvtr_sock_recv_sg(struct socket *sock, struct nvtr_bvecs *bvs,
-		      struct scatterlist *sg, unsigned int offset,
-		      unsigned int len);
+int nvtr_sock_recv_bvecs(struct socket *sock, struct nvtr_bvecs *bvs);
 int nvtr_sock_send_bvecs(struct socket *sock, struct nvtr_bvecs *bvs, bool more);
 
 /*

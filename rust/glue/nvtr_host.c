@@ -7,6 +7,8 @@
 #include <linux/blk-mq.h>
 #include <linux/netdevice.h>
 #include <linux/nsproxy.h>
+#include <linux/skbuff.h>
+#include <net/sock.h>
 #include "host/nvme.h"
 #include "host/fabrics.h"
 #include "nvtr_host.h"
@@ -138,22 +140,50 @@ static bool nvtr_rq_add_bvec(void *ctx, const struct bio_vec *bv)
 	return true;
 }
 
-static bool nvtr_rq_fill(struct nvtr_bvecs *bvs, struct request *rq,
+unsigned int nvtr_rq_map(struct nvtr_bvecs *bvs, struct request *rq,
 			 unsigned int offset, unsigned int len)
 {
 	nvtr_bvecs_clear(bvs);
-	return len && nvtr_rq_walk(rq, offset, len, nvtr_rq_add_bvec, bvs);
+	return len ? nvtr_rq_walk(rq, offset, len, nvtr_rq_add_bvec, bvs) : 0;
 }
 
-int nvtr_sock_recv_rq(struct socket *sock, struct nvtr_bvecs *bvs,
-		      struct request *rq, unsigned int offset, unsigned int len)
+int nvtr_skb_copy_bvecs(const struct sk_buff *skb, unsigned int offset,
+			struct nvtr_bvecs *bvs, unsigned int max)
 {
-	struct msghdr msg = { .msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL };
+	unsigned int len = min(bvs->total, max);
+	struct iov_iter iter;
+	int ret;
 
-	if (!nvtr_rq_fill(bvs, rq, offset, len))
+	if (!len || len > INT_MAX)
 		return -EINVAL;
-	iov_iter_bvec(&msg.msg_iter, ITER_DEST, bvs->bv, bvs->n, bvs->total);
-	return sock_recvmsg(sock, &msg, msg.msg_flags);
+	iov_iter_bvec(&iter, ITER_DEST, bvs->bv, bvs->n, len);
+	ret = skb_copy_datagram_iter(skb, offset, &iter, len);
+	return ret ? ret : len;
+}
+
+struct nvtr_read_desc {
+	nvtr_read_fn fn;
+	void *ctx;
+};
+
+static int nvtr_read_actor(read_descriptor_t *desc, struct sk_buff *skb,
+			   unsigned int offset, size_t len)
+{
+	struct nvtr_read_desc *d = desc->arg.data;
+
+	return d->fn(d->ctx, skb, offset, min_t(size_t, len, INT_MAX));
+}
+
+int nvtr_sock_read(struct socket *sock, nvtr_read_fn fn, void *ctx)
+{
+	struct nvtr_read_desc d = { .fn = fn, .ctx = ctx };
+	read_descriptor_t desc = { .arg.data = &d, .count = 1 };
+	int ret;
+
+	lock_sock(sock->sk);
+	ret = sock->ops->read_sock(sock->sk, &desc, nvtr_read_actor);
+	release_sock(sock->sk);
+	return ret;
 }
 
 int nvtr_sock_send_rq(struct socket *sock, struct nvtr_bvecs *bvs,
@@ -165,7 +195,7 @@ int nvtr_sock_send_rq(struct socket *sock, struct nvtr_bvecs *bvs,
 	};
 	unsigned int i;
 
-	if (!nvtr_rq_fill(bvs, rq, offset, len))
+	if (!nvtr_rq_map(bvs, rq, offset, len))
 		return -EINVAL;
 	for (i = 0; i < bvs->n; i++)
 		if (!sendpages_ok(bvs->bv[i].bv_page, bvs->bv[i].bv_len,

@@ -50,14 +50,14 @@ bool nvtr_rq_is_write(struct request *rq);
 void *nvtr_rq_queue(struct request *rq);
 
 /*
- * A request's data pages, from byte `offset` of its data on: received into
- * and sent from without a copy, through a segment table of nvtr_bvecs (one
- * call moves at most what the table holds; the return value as for
- * nvtr_sock_recv_sg). A send splices the pages unless one of them may not be
- * spliced (slab memory), then it copies.
+ * A request's data pages, from byte `offset` of its data on. nvtr_rq_map
+ * puts the pages of up to `len` bytes into the table bvs (as many as it
+ * holds) and returns the bytes they cover. A send (as nvtr_sock_send_bvecs)
+ * splices the pages unless one of them may not be spliced (slab memory),
+ * then it copies.
  */
-int nvtr_sock_recv_rq(struct socket *sock, struct nvtr_bvecs *bvs,
-		      struct request *rq, unsigned int offset, unsigned int len);
+unsigned int nvtr_rq_map(struct nvtr_bvecs *bvs, struct request *rq,
+			 unsigned int offset, unsigned int len);
 int nvtr_sock_send_rq(struct socket *sock, struct nvtr_bvecs *bvs,
 		      struct request *rq, unsigned int offset, unsigned int len,
 		      bool more);
@@ -66,6 +66,23 @@ void nvtr_rq_copy_in(struct request *rq, unsigned int offset, const void *buf,
 		     unsigned int len);
 /* CRC32C (not inverted) of len bytes of rq's data from offset. */
 u32 nvtr_rq_crc32c(u32 crc, struct request *rq, unsigned int offset, unsigned int len);
+
+/*
+ * Received bytes, handed over by TCP without a copy (its read_sock, with the
+ * socket locked): nvtr_sock_read calls fn for each stretch of `len` bytes
+ * from `offset` of an skb, in order, until fn returns 0 or -errno instead
+ * of the bytes it took (TCP offers what fn leaves again). Returns the bytes
+ * taken in all (TCP drops and acknowledges them), or fn's or TCP's -errno
+ * if none were.
+ * nvtr_skb_copy_bvecs copies up to `max` bytes from there into the pages of
+ * bvs: the bytes copied or -errno.
+ */
+struct sk_buff;
+typedef int (*nvtr_read_fn)(void *ctx, const struct sk_buff *skb,
+			    unsigned int offset, unsigned int len);
+int nvtr_sock_read(struct socket *sock, nvtr_read_fn fn, void *ctx);
+int nvtr_skb_copy_bvecs(const struct sk_buff *skb, unsigned int offset,
+			struct nvtr_bvecs *bvs, unsigned int max);
 
 /*
  * The CPU for the I/O work of hardware queue hctx_idx (of all the set's) in

@@ -258,10 +258,46 @@ pub(crate) fn warn_bug(what: &CStr) {
 pub(crate) trait DataSink {
     /// Copies `bytes` (read ahead with a header) to `offset`.
     fn copy_in(&self, offset: u32, bytes: &[u8]);
-    /// Receives up to `len` bytes from `sock` straight to `offset`.
-    fn recv_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32) -> Result<Io>;
+    /// Fills `bvecs` (emptied first) with the pages of up to `len` bytes of
+    /// the buffer from `offset`, as many as it holds; returns the bytes they
+    /// cover (0 if none of the range is in the buffer).
+    fn map_data(&self, bvecs: &mut Bvecs, offset: u32, len: u32) -> u32;
     /// `crc` (a running CRC32C) advanced over `len` bytes at `offset`.
     fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32;
+}
+
+/// Where [`receive`] takes bytes from: a socket, or bytes that a socket
+/// hands over as they are.
+pub(crate) trait RxSource {
+    /// Whether a read would find something (data, an error or EOF).
+    fn readable(&self) -> bool;
+    /// Bytes a read may take at most (`u32::MAX`: no limit but the read's).
+    fn available(&self) -> u32;
+    /// Reads up to `buf.len()` bytes (`buf` is not empty).
+    fn read(&mut self, buf: &mut [u8]) -> Result<Io>;
+    /// Reads up to what `bvecs` covers into its pages.
+    fn read_bvecs(&mut self, bvecs: &mut Bvecs) -> Result<Io>;
+}
+
+impl RxSource for &Socket {
+    fn readable(&self) -> bool {
+        Socket::readable(self)
+    }
+
+    fn available(&self) -> u32 {
+        u32::MAX
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<Io> {
+        self.recv(buf)
+    }
+
+    fn read_bvecs(&mut self, bvecs: &mut Bvecs) -> Result<Io> {
+        // SAFETY: the socket is valid (type invariant); the table is ours
+        // alone for the call (`&mut`) and its pages are held by their owner.
+        let ret = unsafe { bindings::nvtr_sock_recv_bvecs(self.raw(), bvecs.raw()) };
+        Io::from_ret(ret, true)
+    }
 }
 
 /// What [`receive`] stopped at.
@@ -270,8 +306,12 @@ pub(crate) enum RxEvent {
     Header(crate::proto::Pdu),
     /// All data of the PDU delivered to `tag` is in, its digest checked.
     DataDone { tag: u16, len: u32 },
-    /// The socket has nothing more now; `progress` if bytes were taken.
-    Idle { progress: bool },
+    /// The source has nothing more now; `progress` if bytes were taken.
+    Idle {
+        // The host reads whole chunks and needs no count of its own.
+        #[allow(dead_code)]
+        progress: bool,
+    },
     /// The peer closed the connection.
     Eof,
 }
@@ -282,16 +322,17 @@ pub(crate) enum RxError {
     Proto(crate::proto::Error),
     /// A socket error.
     Sock(Error),
-    /// Data for a tag that `sink` knows no buffer for (the driver routed it there).
+    /// Data for a tag that `sink` knows no buffer for, or beyond its buffer
+    /// (the driver routed it there).
     NoSink,
 }
 
-/// Feeds `rx` from `sock` until it has an event for its driver: header
+/// Feeds `rx` from `src` until it has an event for its driver: header
 /// bytes go into the receiver, data straight into the buffer `sink` gives
 /// for its tag.
 pub(crate) fn receive<'a, S: DataSink + 'a>(
     rx: &mut crate::proto::Receiver,
-    sock: &Socket,
+    mut src: impl RxSource,
     bvecs: &mut Bvecs,
     sink: impl Fn(u16) -> Option<&'a S>,
 ) -> core::result::Result<RxEvent, RxError> {
@@ -299,14 +340,14 @@ pub(crate) fn receive<'a, S: DataSink + 'a>(
     let mut progress = false;
     loop {
         // A receive call that finds nothing costs as much as one that
-        // works: when only the socket can bring more, look first.
-        if rx.needs_input() && !sock.readable() {
+        // works: when only the source can bring more, look first.
+        if rx.needs_input() && !src.readable() {
             return Ok(RxEvent::Idle { progress });
         }
         match rx.step().map_err(RxError::Proto)? {
             Step::Header { pdu, .. } => return Ok(RxEvent::Header(*pdu)),
             Step::DataDone { tag, len } => return Ok(RxEvent::DataDone { tag, len }),
-            Step::Recv(buf) => match sock.recv(buf).map_err(RxError::Sock)? {
+            Step::Recv(buf) => match src.read(buf).map_err(RxError::Sock)? {
                 Io::Done(n) => rx.received(n.get()),
                 Io::WouldBlock => return Ok(RxEvent::Idle { progress }),
                 Io::Eof => return Ok(RxEvent::Eof),
@@ -317,9 +358,12 @@ pub(crate) fn receive<'a, S: DataSink + 'a>(
                     dst.copy_in(offset, buffered);
                     rx.buffered_copied();
                 } else {
-                    match dst.recv_data(sock, bvecs, offset, len).map_err(RxError::Sock)? {
+                    if dst.map_data(bvecs, offset, len.min(src.available())) == 0 {
+                        return Err(RxError::NoSink);
+                    }
+                    match src.read_bvecs(bvecs).map_err(RxError::Sock)? {
                         Io::Done(n) => {
-                            // CAST: at most `len`, a `u32`.
+                            // CAST: at most what `bvecs` covers, a `u32`.
                             let n = n.get() as u32;
                             rx.data_received(n, |crc| dst.data_crc(crc, offset, n));
                         }

@@ -26,6 +26,7 @@ mod glue {
         pub(crate) mod fabrics;
         pub(crate) mod nvme;
         pub(crate) mod params;
+        pub(crate) mod sock_read;
     }
 }
 

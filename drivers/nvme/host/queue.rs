@@ -42,8 +42,6 @@ const ICRESP_TIMEOUT_SECS: u32 = 10;
 const BVECS: u32 = 256;
 /// Rounds per run of the I/O work before it yields.
 const IO_BUDGET: u32 = 64;
-/// Receive steps per round: each a PDU header, or as much data as one call takes.
-const RECV_BUDGET: usize = 16;
 /// `NVME_SC_HOST_ABORTED_CMD` as a response carries it (status field << 1).
 const STATUS_HOST_ABORTED: u16 = 0x371 << 1;
 /// The admin queue's tag for the async event request (`NVME_AQ_BLK_MQ_DEPTH`),
@@ -161,6 +159,12 @@ pub(crate) enum Close {
 impl From<proto::Error> for Close {
     fn from(e: proto::Error) -> Self {
         Close::Protocol(e)
+    }
+}
+
+impl From<Error> for Close {
+    fn from(e: Error) -> Self {
+        Close::Sock(e)
     }
 }
 
@@ -392,13 +396,7 @@ impl Queue {
     /// One round of I/O: true if something was sent or received.
     fn round(&self, inner: &mut Inner) -> Result<bool, Close> {
         let sent = self.send(inner)?;
-        let mut received = false;
-        for _ in 0..RECV_BUDGET {
-            if !self.recv(inner)? {
-                break;
-            }
-            received = true;
-        }
+        let received = self.recv(inner)?;
         if !sent && !received && self.sock.sock().is_closing() {
             return Err(Close::Eof);
         }

@@ -8,9 +8,17 @@
 //! right direction, data where the command expects it) and routes C2HData
 //! straight from the socket into the request's pages. A PDU that does not
 //! fit its command stops the queue before any of its data is written.
+//!
+//! The bytes come from TCP's receive queue as they are ([`SkbChunk`]):
+//! everything queued is handled in one pass with the socket locked, so
+//! completions run from there, and a PDU that asks for a send (R2T) only
+//! queues it.
 
 use crate::{
-    glue::sock_io::{receive, RxError, RxEvent},
+    glue::{
+        host::sock_read::SkbChunk,
+        sock_io::{receive, RxError, RxEvent},
+    },
     proto,
     queue::{Close, Cmd, CmdState, Inner, Queue, AEN_TAG},
 };
@@ -22,18 +30,26 @@ fn tag_of(cid: u16) -> u16 {
 }
 
 impl Queue {
-    /// Receives up to the next complete PDU header or piece of data and
-    /// handles it; true if progress was made.
+    /// Receives and handles what the socket holds; true if it held something.
     pub(crate) fn recv(&self, inner: &mut Inner) -> Result<bool, Close> {
-        let Inner { rx, bvecs, .. } = &mut *inner;
-        match receive(rx, self.sock.sock(), bvecs, |tag| self.request(tag)) {
-            Ok(RxEvent::Header(pdu)) => self.handle_pdu(inner, &pdu).map(|()| true),
-            Ok(RxEvent::DataDone { tag, len }) => self.data_done(inner, tag, len).map(|()| true),
-            Ok(RxEvent::Idle { progress }) => Ok(progress),
-            Ok(RxEvent::Eof) => Err(Close::Eof),
-            Err(RxError::Proto(e)) => Err(Close::Protocol(e)),
-            Err(RxError::Sock(e)) => Err(Close::Sock(e)),
-            Err(RxError::NoSink) => Err(Close::Bug(c"data for a command without a request")),
+        let taken = self.sock.sock().read_chunks(|chunk| self.recv_chunk(inner, chunk))?;
+        Ok(taken > 0)
+    }
+
+    /// Feeds the receiver from `chunk` and handles each PDU it completes,
+    /// until the chunk is used up.
+    fn recv_chunk(&self, inner: &mut Inner, chunk: &mut SkbChunk<'_>) -> Result<(), Close> {
+        loop {
+            let Inner { rx, bvecs, .. } = &mut *inner;
+            match receive(rx, &mut *chunk, bvecs, |tag| self.request(tag)) {
+                Ok(RxEvent::Header(pdu)) => self.handle_pdu(inner, &pdu)?,
+                Ok(RxEvent::DataDone { tag, len }) => self.data_done(inner, tag, len)?,
+                Ok(RxEvent::Idle { .. }) => return Ok(()),
+                Ok(RxEvent::Eof) => return Err(Close::Eof),
+                Err(RxError::Proto(e)) => return Err(Close::Protocol(e)),
+                Err(RxError::Sock(e)) => return Err(Close::Sock(e)),
+                Err(RxError::NoSink) => return Err(Close::Bug(c"data for a command without a request")),
+            }
         }
     }
 

@@ -120,7 +120,9 @@ impl Request {
 
     /// Sends up to `len` bytes of its data from `offset`, without blocking.
     pub(crate) fn send_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32, more: bool) -> Result<Io> {
-        // SAFETY: as in `recv_data`.
+        // SAFETY: the socket and table are valid, the table ours alone for
+        // the call (`&mut`); the helper stays within the request's data,
+        // whose pages the request holds while it is in flight.
         let ret = unsafe { bindings::nvtr_sock_send_rq(sock.raw(), bvecs.raw(), self.raw(), offset, len, more) };
         Io::from_ret(ret, false)
     }
@@ -128,12 +130,12 @@ impl Request {
 }
 
 impl DataSink for Request {
-    /// Receives up to `len` bytes straight into its data pages at `offset`.
-    fn recv_data(&self, sock: &Socket, bvecs: &mut Bvecs, offset: u32, len: u32) -> Result<Io> {
-        // SAFETY: the socket and table are valid; the request's pages are
-        // held by it while it is in flight.
-        let ret = unsafe { bindings::nvtr_sock_recv_rq(sock.raw(), bvecs.raw(), self.raw(), offset, len) };
-        Io::from_ret(ret, true)
+    /// The pages of up to `len` bytes of its data from `offset`.
+    fn map_data(&self, bvecs: &mut Bvecs, offset: u32, len: u32) -> u32 {
+        // SAFETY: the table is ours alone for the call (`&mut`); the helper
+        // stays within the request's data, whose pages the request holds
+        // while it is in flight.
+        unsafe { bindings::nvtr_rq_map(bvecs.raw(), self.raw(), offset, len) }
     }
 
     /// Copies `buf` into its data at `offset`.

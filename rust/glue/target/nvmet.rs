@@ -12,8 +12,7 @@
 
 use crate::glue::{
     bindings,
-    sock::Socket,
-    sock_io::{Bvecs, DataSink, Io},
+    sock_io::{Bvecs, DataSink},
 };
 use core::{
     ffi::c_void,
@@ -711,9 +710,10 @@ impl<Q: NvmetQueue> Request<Q> {
     /// Adds up to `len` bytes of the data buffer from `offset` to a send's
     /// table (its pages are spliced, not copied); returns how many fit.
     pub(crate) fn add_data(&self, bvs: &mut Bvecs, offset: u32, len: u32) -> u32 {
-        // SAFETY: as in `recv_data`; the pages stay allocated until the
-        // caller frees the data, after the send (the socket takes its own
-        // page references).
+        // SAFETY: `sg` covers `transfer_len` bytes and the helper stops at
+        // its end; the table is ours alone for the call (`&mut`); the pages
+        // stay allocated until the caller frees the data, after the send
+        // (the socket takes its own page references).
         unsafe { bindings::nvtr_bvecs_add_sg(bvs.raw(), self.sg(), offset, len) }
     }
 
@@ -760,13 +760,11 @@ impl<Q: NvmetQueue> Request<Q> {
 }
 
 impl<Q: NvmetQueue> DataSink for Request<Q> {
-    /// Receives up to `len` bytes from `sock` into the data buffer at `offset`.
-    fn recv_data(&self, sock: &Socket, bvs: &mut Bvecs, offset: u32, len: u32) -> Result<Io> {
-        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
-        // `offset + len` within it; the socket and the table are valid, and
-        // the table is ours alone for the call (`&mut`).
-        let ret = unsafe { bindings::nvtr_sock_recv_sg(sock.raw(), bvs.raw(), self.sg(), offset, len) };
-        Io::from_ret(ret, true)
+    /// The pages of up to `len` bytes of the data buffer from `offset`.
+    fn map_data(&self, bvs: &mut Bvecs, offset: u32, len: u32) -> u32 {
+        // SAFETY: the table is ours alone for the call (`&mut`).
+        unsafe { bindings::nvtr_bvecs_clear(bvs.raw()) };
+        self.add_data(bvs, offset, len)
     }
 
     /// Copies `bytes` into the data buffer at `offset` (bytes read ahead of
@@ -783,7 +781,8 @@ impl<Q: NvmetQueue> DataSink for Request<Q> {
     /// Adds `len` bytes of the data buffer from `offset` to a running CRC32C
     /// (raw register value, not inverted).
     fn data_crc(&self, crc: u32, offset: u32, len: u32) -> u32 {
-        // SAFETY: as in `recv_data`.
+        // SAFETY: `sg` covers `transfer_len` bytes and the caller keeps
+        // `offset + len` within it (the helper stops at the end of `sg`).
         unsafe { bindings::nvtr_sg_crc32c(crc, self.sg(), offset, len) }
     }
 }
