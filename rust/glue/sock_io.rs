@@ -341,10 +341,14 @@ pub(crate) fn receive<'a, S: DataSink + 'a>(
     loop {
         // A receive call that finds nothing costs as much as one that
         // works: when only the source can bring more, look first.
-        if rx.needs_input() && !src.readable() {
+        if !src.readable() && rx.needs_input() {
             return Ok(RxEvent::Idle { progress });
         }
-        match rx.step().map_err(RxError::Proto)? {
+        let step = match rx.step() {
+            Ok(step) => step,
+            Err(e) => return Err(RxError::Proto(e)),
+        };
+        match step {
             Step::Header { pdu, .. } => return Ok(RxEvent::Header(*pdu)),
             Step::DataDone { tag, len } => return Ok(RxEvent::DataDone { tag, len }),
             Step::Recv(buf) => match src.read(buf).map_err(RxError::Sock)? {

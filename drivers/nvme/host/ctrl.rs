@@ -374,7 +374,7 @@ unsafe impl FabricsCtrl for TcpCtrl {
             return;
         }
         // The async event request takes the tag beyond the admin tag set's.
-        if queue.submit.lock().push(AEN_TAG) {
+        if queue.submit(AEN_TAG) {
             Queue::kick(queue.as_arc_borrow());
         }
     }

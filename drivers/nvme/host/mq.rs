@@ -81,7 +81,7 @@ pub(crate) fn queue_rq(queue: ArcBorrow<'_, Queue>, mut rq: NewRequest<'_>, ns: 
     }
     let tag = r.tag();
     rq.start();
-    if !queue.submit.lock().push(tag) {
+    if !queue.submit(tag) {
         // Every tag fits once: a bug, but one this request can survive.
         crate::glue::sock_io::warn_bug(c"a tag submitted twice");
         return BLK_STS_IOERR;

@@ -27,7 +27,7 @@ use crate::{
     send::Tx,
     WQ,
 };
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use kernel::{
     alloc::KVec,
     new_mutex, new_spinlock,
@@ -129,6 +129,10 @@ impl TagRing {
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }
 
 /// State of a queue's commands on the wire (see the module documentation).
@@ -195,7 +199,11 @@ pub(crate) struct Queue {
     pub(crate) sock: CallbackSocket<Queue>,
     /// New commands from `queue_rq`, in order.
     #[pin]
-    pub(crate) submit: SpinLock<TagRing>,
+    submit: SpinLock<TagRing>,
+    /// How many tags `submit` holds, stored with its lock held: a sender
+    /// looks here before it takes the lock. A stale zero is harmless: whoever
+    /// submitted then kicks the I/O work or sends itself.
+    submitted: AtomicUsize,
     #[pin]
     io_work: Work<Queue>,
     #[pin]
@@ -311,6 +319,7 @@ impl Queue {
                 cpu: SetOnce::new(),
                 sock <- CallbackSocket::new(sock),
                 submit <- new_spinlock!(TagRing::new()),
+                submitted: AtomicUsize::new(0),
                 io_work <- new_work!("nvme_tcp::Queue::io_work"),
                 inner <- new_mutex!(Inner {
                     rx: {
@@ -353,6 +362,7 @@ impl Queue {
             inner.tx.size(depth)?;
         }
         *self.submit.lock() = TagRing::with_capacity(depth)?;
+        self.submitted.store(0, Ordering::Release);
         self.cpu.populate(cpu);
         CallbackSocket::attach(self);
         // Data may have arrived before the callbacks were ours.
@@ -396,7 +406,9 @@ impl Queue {
     /// One round of I/O: true if something was sent or received.
     fn round(&self, inner: &mut Inner) -> Result<bool, Close> {
         let sent = self.send(inner)?;
-        let received = self.recv(inner)?;
+        // A read of an empty socket costs a lock of it; data that arrives
+        // after this look kicks the work again.
+        let received = self.sock.sock().readable() && self.recv(inner)?;
         if !sent && !received && self.sock.sock().is_closing() {
             return Err(Close::Eof);
         }
@@ -417,9 +429,28 @@ impl Queue {
         true
     }
 
-    /// Whether commands wait in [`Queue::submit`].
+    /// Queues `tag` for sending; false if it is queued already (a bug).
+    pub(crate) fn submit(&self, tag: u16) -> bool {
+        let mut ring = self.submit.lock();
+        let queued = ring.push(tag);
+        self.submitted.store(ring.len(), Ordering::Release);
+        queued
+    }
+
+    /// The oldest tag queued for sending, if any.
+    pub(crate) fn next_submitted(&self) -> Option<u16> {
+        if self.submitted.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut ring = self.submit.lock();
+        let tag = ring.pop();
+        self.submitted.store(ring.len(), Ordering::Release);
+        tag
+    }
+
+    /// Whether commands wait to be sent (a hint: see `submitted`).
     pub(crate) fn submissions_pending(&self) -> bool {
-        !self.submit.lock().is_empty()
+        self.submitted.load(Ordering::Acquire) != 0
     }
 
     /// Ends the queue after an error: logs why, shuts the socket down and
@@ -476,11 +507,9 @@ impl Queue {
                 abort(tag);
             }
         }
-        let mut submit = self.submit.lock();
-        while let Some(tag) = submit.pop() {
+        while let Some(tag) = self.next_submitted() {
             abort(tag);
         }
-        drop(submit);
         inner.tx.reset();
     }
 

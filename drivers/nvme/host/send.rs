@@ -53,6 +53,14 @@ struct Cur {
     len: u32,
 }
 
+/// What [`Queue::next_pdu`] found.
+enum Next<'a> {
+    /// Nothing to send.
+    None,
+    /// A PDU, now the current one; the request of its tag, if looked up.
+    Pdu(Option<&'a Request>),
+}
+
 /// The send side of a queue.
 pub(crate) struct Tx {
     cur: Option<Cur>,
@@ -121,11 +129,16 @@ impl Queue {
     /// anything went out.
     pub(crate) fn send(&self, inner: &mut Inner) -> Result<bool, Close> {
         let mut progress = false;
+        // The request of the tag being sent, looked up once per call.
+        let mut rq = None;
         loop {
-            if inner.tx.cur.is_none() && !self.next_pdu(inner)? {
-                return Ok(progress);
+            if inner.tx.cur.is_none() {
+                match self.next_pdu(inner)? {
+                    Next::None => return Ok(progress),
+                    Next::Pdu(r) => rq = r,
+                }
             }
-            if !self.send_part(inner)? {
+            if !self.send_part(inner, &mut rq)? {
                 return Ok(progress);
             }
             progress = true;
@@ -133,24 +146,24 @@ impl Queue {
     }
 
     /// Picks the next PDU to send: data for an R2T first, then a new
-    /// command. False if there is none.
-    fn next_pdu(&self, inner: &mut Inner) -> Result<bool, Close> {
+    /// command.
+    fn next_pdu(&self, inner: &mut Inner) -> Result<Next<'_>, Close> {
         if let Some(tag) = inner.tx.h2c.pop() {
             self.begin_h2c(inner, tag)?;
-            return Ok(true);
+            return Ok(Next::Pdu(None));
         }
-        let Some(tag) = self.submit.lock().pop() else { return Ok(false) };
+        let Some(tag) = self.next_submitted() else { return Ok(Next::None) };
         let digests = self.digests;
         let Inner { tx, cmds, .. } = inner;
         let cmd = cmds.get_mut(usize::from(tag)).ok_or(Close::Bug(c"a tag beyond the queue's"))?;
         if cmd.state != CmdState::Idle {
             return Err(Close::Bug(c"a command submitted twice"));
         }
-        let (kind, len) = if self.qid == 0 && tag == AEN_TAG {
+        let (kind, len, rq) = if self.qid == 0 && tag == AEN_TAG {
             aen_capsule(&mut tx.aen, digests);
             *cmd = Default::default();
             cmd.cid = AEN_TAG;
-            (Kind::Aen, 0)
+            (Kind::Aen, 0, None)
         } else {
             let rq = self.request(tag).ok_or(Close::Bug(c"a submitted tag without a request"))?;
             let data_len = rq.data_len();
@@ -159,11 +172,11 @@ impl Queue {
             cmd.cid = rq.command_id();
             cmd.data_len = data_len;
             cmd.write = write;
-            (Kind::Capsule, if self.inline(write, data_len) { data_len } else { 0 })
+            (Kind::Capsule, if self.inline(write, data_len) { data_len } else { 0 }, Some(rq))
         };
         cmd.state = CmdState::Sending;
         tx.cur = Some(Cur { tag, kind, part: Part::Head, sent: 0, offset: 0, len });
-        Ok(true)
+        Ok(Next::Pdu(rq))
     }
 
     /// Whether a command's data goes in its capsule.
@@ -200,8 +213,20 @@ impl Queue {
         Ok(())
     }
 
+    /// The request of `tag`: `cached` if it is that tag's, else looked up
+    /// (and cached).
+    fn request_cached<'a>(&'a self, cached: &mut Option<&'a Request>, tag: u16) -> Result<&'a Request, Close> {
+        if let Some(rq) = cached.filter(|rq| rq.tag() == tag) {
+            return Ok(rq);
+        }
+        let rq = self.request(tag).ok_or(Close::Bug(c"a sending tag without a request"))?;
+        *cached = Some(rq);
+        Ok(rq)
+    }
+
     /// Sends some of the current part; false if the socket took nothing.
-    fn send_part(&self, inner: &mut Inner) -> Result<bool, Close> {
+    /// `rq` caches the request of the PDU's tag.
+    fn send_part<'a>(&'a self, inner: &mut Inner, rq: &mut Option<&'a Request>) -> Result<bool, Close> {
         let Some(mut cur) = inner.tx.cur else { return Ok(false) };
         let sock = self.sock.sock();
         // More follows at once: later parts of this PDU, or other PDUs.
@@ -217,7 +242,7 @@ impl Queue {
                         &inner.tx.aen[..len]
                     }
                     Kind::Capsule => {
-                        let rq = self.request(cur.tag).ok_or(Close::Bug(c"a sending tag without a request"))?;
+                        let rq = self.request_cached(rq, cur.tag)?;
                         let len = proto::CAPSULE_CMD_HLEN + self.digests.header_len();
                         &rq.cmd()[..len]
                     }
@@ -226,7 +251,7 @@ impl Queue {
                 (sock.send(rest, more).map_err(Close::Sock)?, head.len())
             }
             Part::Data => {
-                let rq = self.request(cur.tag).ok_or(Close::Bug(c"a sending tag without a request"))?;
+                let rq = self.request_cached(rq, cur.tag)?;
                 // CAST: `sent` is below `len`, a `u32`.
                 let sent = cur.sent as u32;
                 let io = rq
@@ -253,7 +278,7 @@ impl Queue {
         cur.part = match cur.part {
             Part::Head if cur.len > 0 => Part::Data,
             Part::Data if has_digest => {
-                let rq = self.request(cur.tag).ok_or(Close::Bug(c"a sending tag without a request"))?;
+                let rq = self.request_cached(rq, cur.tag)?;
                 let state = rq.data_crc(proto::Crc32c::new().state(), cur.offset, cur.len);
                 inner.tx.ddgst = proto::Crc32c::resume(state).finish().to_le_bytes();
                 Part::Digest

@@ -811,11 +811,12 @@ impl Pdu {
     /// the receiver and stage. Saves checking the common header twice when
     /// it was framed on its own first, to know how much header to receive.
     pub fn decode_framed(buf: &[u8], frame: &Frame) -> Result<Pdu, Error> {
-        let ch = CommonHeader::decode(buf)?;
-        if ch.pdu_type != frame.pdu_type as u8 {
-            return Err(Error::InvalidField { field: Field::PduType, value: ch.pdu_type.into() });
+        need(buf, frame.header_len.max(COMMON_HEADER_LEN))?;
+        // PANIC: `buf` holds at least the common header (checked above).
+        let (pdu_type, ch_flags) = (buf[0], buf[1]);
+        if pdu_type != frame.pdu_type as u8 {
+            return Err(Error::InvalidField { field: Field::PduType, value: pdu_type.into() });
         }
-        need(buf, frame.header_len)?;
         let ty = frame.pdu_type;
         if frame.header_len > ty.hlen() {
             check_header_digest(buf, ty.hlen())?;
@@ -848,8 +849,8 @@ impl Pdu {
                     ttag: le16(buf, 10),
                     datao: le32(buf, 12),
                     datal,
-                    last: ch.flags & flags::DATA_LAST != 0,
-                    success: !from_host && ch.flags & flags::DATA_SUCCESS != 0,
+                    last: ch_flags & flags::DATA_LAST != 0,
+                    success: !from_host && ch_flags & flags::DATA_SUCCESS != 0,
                 })
             }
             PduType::R2T => {
