@@ -302,8 +302,10 @@ impl RxSource for &Socket {
 
 /// What [`receive`] stopped at.
 pub(crate) enum RxEvent {
-    /// A PDU header arrived (decoded and checked by the receiver).
-    Header(crate::proto::Pdu),
+    /// A PDU header arrived, decoded and checked: [`Receiver::pdu`].
+    ///
+    /// [`Receiver::pdu`]: crate::proto::Receiver::pdu
+    Header,
     /// All data of the PDU delivered to `tag` is in, its digest checked.
     DataDone { tag: u16, len: u32 },
     /// The source has nothing more now; `progress` if bytes were taken.
@@ -344,18 +346,39 @@ pub(crate) fn receive<'a, S: DataSink + 'a>(
         if !src.readable() && rx.needs_input() {
             return Ok(RxEvent::Idle { progress });
         }
-        let step = match rx.step() {
+        // Header (and digest) bytes are read inside the step; a read that
+        // ends it says why here.
+        let mut stop = None;
+        let step = rx.step_reading(|buf| match src.read(buf) {
+            Ok(Io::Done(n)) => {
+                progress = true;
+                n.get()
+            }
+            Ok(io) => {
+                stop = Some(Ok(io));
+                0
+            }
+            Err(e) => {
+                stop = Some(Err(e));
+                0
+            }
+        });
+        let step = match step {
             Ok(step) => step,
             Err(e) => return Err(RxError::Proto(e)),
         };
         match step {
-            Step::Header { pdu, .. } => return Ok(RxEvent::Header(*pdu)),
+            Step::Header { .. } => return Ok(RxEvent::Header),
             Step::DataDone { tag, len } => return Ok(RxEvent::DataDone { tag, len }),
-            Step::Recv(buf) => match src.read(buf).map_err(RxError::Sock)? {
-                Io::Done(n) => rx.received(n.get()),
-                Io::WouldBlock => return Ok(RxEvent::Idle { progress }),
-                Io::Eof => return Ok(RxEvent::Eof),
-            },
+            Step::Recv(_) => {
+                return match stop {
+                    Some(Err(e)) => Err(RxError::Sock(e)),
+                    Some(Ok(Io::Eof)) => Ok(RxEvent::Eof),
+                    // Nothing more now (the receiver offers no empty buffer,
+                    // so a read cannot have stopped for that).
+                    _ => Ok(RxEvent::Idle { progress }),
+                };
+            }
             Step::Data { tag, offset, len, buffered } => {
                 let dst = sink(tag).ok_or(RxError::NoSink)?;
                 if !buffered.is_empty() {
@@ -369,7 +392,9 @@ pub(crate) fn receive<'a, S: DataSink + 'a>(
                         Io::Done(n) => {
                             // CAST: at most what `bvecs` covers, a `u32`.
                             let n = n.get() as u32;
-                            rx.data_received(n, |crc| dst.data_crc(crc, offset, n));
+                            if let Some((tag, len)) = rx.data_received(n, |crc| dst.data_crc(crc, offset, n)) {
+                                return Ok(RxEvent::DataDone { tag, len });
+                            }
                         }
                         Io::WouldBlock => return Ok(RxEvent::Idle { progress }),
                         Io::Eof => return Ok(RxEvent::Eof),

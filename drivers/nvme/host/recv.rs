@@ -42,7 +42,7 @@ impl Queue {
         loop {
             let Inner { rx, bvecs, .. } = &mut *inner;
             match receive(rx, &mut *chunk, bvecs, |tag| self.request(tag)) {
-                Ok(RxEvent::Header(pdu)) => self.handle_pdu(inner, &pdu)?,
+                Ok(RxEvent::Header) => self.handle_pdu(inner)?,
                 Ok(RxEvent::DataDone { tag, len }) => self.data_done(inner, tag, len)?,
                 Ok(RxEvent::Idle { .. }) => return Ok(()),
                 Ok(RxEvent::Eof) => return Err(Close::Eof),
@@ -53,12 +53,14 @@ impl Queue {
         }
     }
 
-    /// A whole PDU header is in: check it against its command.
-    fn handle_pdu(&self, inner: &mut Inner, pdu: &proto::Pdu) -> Result<(), Close> {
-        match pdu {
-            proto::Pdu::CapsuleResp(resp) => self.handle_response(inner, resp),
-            proto::Pdu::Data(data) => self.handle_c2h_data(inner, data),
-            proto::Pdu::R2t(r2t) => self.handle_r2t(inner, r2t),
+    /// A whole PDU header is in ([`proto::Receiver::pdu`]): check it
+    /// against its command.
+    fn handle_pdu(&self, inner: &mut Inner) -> Result<(), Close> {
+        // Each arm copies out only its own (small) header.
+        match *inner.rx.pdu() {
+            proto::Pdu::CapsuleResp(resp) => self.handle_response(inner, &resp),
+            proto::Pdu::Data(data) => self.handle_c2h_data(inner, &data),
+            proto::Pdu::R2t(r2t) => self.handle_r2t(inner, &r2t),
             proto::Pdu::TermReq(t) => Err(Close::TermReq { fes: t.fes, fei: t.fei }),
             // The receiver admits nothing else to a host.
             _ => Err(Close::Bug(c"a PDU only a host sends")),

@@ -32,7 +32,10 @@ impl Queue {
     pub(crate) fn recv(&self, inner: &mut Inner, ready: &mut Ready) -> Result<bool, Close> {
         let Inner { rx, bvecs, .. } = &mut *inner;
         match receive(rx, self.sock.sock(), bvecs, |tag| self.request(tag)) {
-            Ok(RxEvent::Header(pdu)) => self.handle_pdu(inner, &pdu, ready).map(|()| true),
+            Ok(RxEvent::Header) => {
+                let pdu = *inner.rx.pdu();
+                self.handle_pdu(inner, &pdu, ready).map(|()| true)
+            }
             Ok(RxEvent::DataDone { tag, len }) => self.data_done(inner, tag, len, ready).map(|()| true),
             Ok(RxEvent::Idle { progress }) => Ok(progress),
             Ok(RxEvent::Eof) => Err(Self::eof(rx)),

@@ -208,11 +208,98 @@ fn run(s: &Stream, cuts: &[usize]) -> Outcome {
                 let bytes = &s.bytes[at..at + n];
                 dst[off..off + n].copy_from_slice(bytes);
                 at += n;
-                rx.data_received(n as u32, |c| {
+                let done = rx.data_received(n as u32, |c| {
                     let mut c = Crc32c::resume(c);
                     c.update(bytes);
                     c.state()
                 });
+                if let Some((tag, len)) = done {
+                    out.events.push(Ev::DataDone(tag, len));
+                }
+            }
+        }
+    }
+    panic!("the receiver makes no progress");
+}
+
+/// Feeds `s` as [`run`] does, but with header bytes read inside the steps
+/// ([`Receiver::step_reading`]), which find nothing once at each of `cuts`
+/// (the driver then steps again): the same outcome as `run`.
+fn run_reading(s: &Stream, cuts: &[usize]) -> Outcome {
+    let mut rx = Receiver::new(s.role, s.limits);
+    let mut out = Outcome::default();
+    let mut at = 0;
+    // Cuts not yet reached; the read at a cut finds nothing once.
+    let mut cuts = cuts.iter().copied().peekable();
+    for _ in 0..1_000_000 {
+        let mut paused = false;
+        let step = rx.step_reading(|buf| {
+            assert!(!buf.is_empty(), "empty read at {at}");
+            if cuts.next_if(|&c| c <= at).is_some() {
+                paused = true;
+                return 0;
+            }
+            let n = buf.len().min(cuts.peek().map_or(s.bytes.len(), |&c| c) - at);
+            buf[..n].copy_from_slice(&s.bytes[at..at + n]);
+            at += n;
+            n
+        });
+        let step = match step {
+            Ok(step) => step,
+            Err(e) => {
+                out.error = Some(e);
+                out.offending = rx.offending_header().to_vec();
+                return out;
+            }
+        };
+        match step {
+            Step::Header { pdu, frame } => {
+                let pdu = *pdu;
+                out.events.push(Ev::Header(pdu, frame));
+                match pdu {
+                    Pdu::IcReq(r) => rx.set_stage(Stage::Established(r.digests())),
+                    Pdu::IcResp(r) => rx.set_stage(Stage::Established(r.digests())),
+                    _ => {}
+                }
+                if let Some((tag, offset)) = route(&pdu) {
+                    rx.deliver(tag, offset);
+                }
+            }
+            Step::DataDone { tag, len } => out.events.push(Ev::DataDone(tag, len)),
+            Step::Recv(_) if paused => {}
+            Step::Recv(_) => {
+                assert_eq!(at, s.bytes.len(), "a read found nothing at {at}");
+                out.clean_end = rx.at_boundary();
+                return out;
+            }
+            Step::Data { tag, offset, len, buffered } => {
+                let dst = out.data.entry(tag).or_default();
+                let end = offset as usize + len as usize;
+                if dst.len() < end {
+                    dst.resize(end, 0);
+                }
+                let off = offset as usize;
+                if !buffered.is_empty() {
+                    dst[off..off + buffered.len()].copy_from_slice(buffered);
+                    rx.buffered_copied();
+                    continue;
+                }
+                if at == s.bytes.len() {
+                    return out;
+                }
+                cuts.next_if(|&c| c <= at);
+                let n = (len as usize).min(cuts.peek().map_or(s.bytes.len(), |&c| c) - at);
+                let bytes = &s.bytes[at..at + n];
+                dst[off..off + n].copy_from_slice(bytes);
+                at += n;
+                let done = rx.data_received(n as u32, |c| {
+                    let mut c = Crc32c::resume(c);
+                    c.update(bytes);
+                    c.state()
+                });
+                if let Some((tag, len)) = done {
+                    out.events.push(Ev::DataDone(tag, len));
+                }
             }
         }
     }
@@ -440,9 +527,11 @@ const ROLES: [Role; 2] = [Role::Controller, Role::Host];
 fn check_chunkings(s: &Stream, chunkings: impl Iterator<Item = Vec<usize>>) -> usize {
     let whole = run(s, &[]);
     assert_eq!(whole, s.expect, "fed whole");
+    assert_eq!(run_reading(s, &[]), whole, "read whole");
     let mut runs = 1;
     for cuts in chunkings {
         assert_eq!(run(s, &cuts), whole, "cuts {cuts:?}");
+        assert_eq!(run_reading(s, &cuts), whole, "reading, cuts {cuts:?}");
         runs += 1;
     }
     runs
@@ -744,6 +833,7 @@ fn invalid_streams_any_chunking() {
                     for _ in 0..40 {
                         let cuts = random_cuts(&mut rng, len);
                         assert_eq!(run(&s, &cuts), whole, "kind {kind} cuts {cuts:?}");
+                        assert_eq!(run_reading(&s, &cuts), whole, "kind {kind} reading, cuts {cuts:?}");
                     }
                     // Every split point around the bad PDU.
                     for a in bad.start.saturating_sub(10)..(bad.start + 140).min(len) {
@@ -795,12 +885,13 @@ fn garbage_never_panics() {
         for _ in 0..4 {
             let cuts = random_cuts(&mut rng, s.bytes.len());
             assert_eq!(run(&s, &cuts), whole, "case {i}");
+            assert_eq!(run_reading(&s, &cuts), whole, "case {i}, reading");
         }
         // Misuse by the driver is ignored, never a panic.
         let mut rx = Receiver::new(role, limits);
         rx.received(usize::MAX);
         rx.buffered_copied();
-        rx.data_received(u32::MAX, |c| c);
+        assert_eq!(rx.data_received(u32::MAX, |c| c), None);
         rx.deliver(1, u32::MAX);
         assert!(rx.at_boundary());
     }
@@ -863,9 +954,10 @@ fn capsule_data_goes_straight_to_the_driver() {
     assert_eq!(rx.offending_header(), &hdr);
     rx.deliver(9, 0);
     let Ok(Step::Data { tag: 9, offset: 0, len: 100, buffered: &[] }) = rx.step() else { panic!() };
-    rx.data_received(60, |c| Crc32c::resume(c).tap(&data[..60]));
+    assert_eq!(rx.data_received(60, |c| Crc32c::resume(c).tap(&data[..60])), None);
     let Ok(Step::Data { tag: 9, offset: 60, len: 40, buffered: &[] }) = rx.step() else { panic!() };
-    rx.data_received(40, |c| Crc32c::resume(c).tap(&data[60..]));
+    // All data in, but its digest is still due.
+    assert_eq!(rx.data_received(40, |c| Crc32c::resume(c).tap(&data[60..])), None);
     // The digest, and a typical header past it.
     let Ok(Step::Recv(buf)) = rx.step() else { panic!() };
     assert_eq!(buf.len(), 4 + 76);
@@ -904,8 +996,10 @@ fn read_ahead_is_buffered_data() {
     assert_eq!(buffered, &stream[24..72]);
     rx.buffered_copied();
     let Ok(Step::Data { tag: 3, offset: 58, len: 52, buffered: &[] }) = rx.step() else { panic!() };
-    rx.data_received(52, |_| unreachable!("no data digest"));
-    assert!(matches!(rx.step(), Ok(Step::DataDone { tag: 3, len: 100 })));
+    // No digest: the last bytes complete the PDU, and no step repeats it.
+    assert_eq!(rx.data_received(52, |_| unreachable!("no data digest")), Some((3, 100)));
+    assert!(rx.at_boundary());
+    assert!(matches!(rx.step(), Ok(Step::Recv(_))));
     assert!(rx.at_boundary());
 }
 

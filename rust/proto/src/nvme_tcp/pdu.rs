@@ -106,45 +106,69 @@ impl PduType {
         })
     }
 
+    /// The fixed properties of this type: one load from a table, which
+    /// framing a header reads once.
+    const fn props(self) -> Props {
+        // PANIC: the discriminants are 0..=9, the table's indices.
+        PROPS[self as usize]
+    }
+
     /// The header length (`hlen`) every PDU of this type has.
     pub const fn hlen(self) -> usize {
-        match self {
-            PduType::IcReq => ICREQ_LEN,
-            PduType::IcResp => ICRESP_LEN,
-            PduType::H2CTermReq | PduType::C2HTermReq => TERM_REQ_HLEN,
-            PduType::CapsuleCmd => CAPSULE_CMD_HLEN,
-            PduType::CapsuleResp => CAPSULE_RESP_HLEN,
-            PduType::H2CData | PduType::C2HData => DATA_HLEN,
-            PduType::R2T => R2T_HLEN,
-        }
+        self.props().hlen as usize
     }
 
     /// Whether the host sends this type (else the controller does).
     pub const fn from_host(self) -> bool {
-        matches!(self, PduType::IcReq | PduType::H2CTermReq | PduType::CapsuleCmd | PduType::H2CData)
+        self.props().from_host
     }
 
     /// Whether negotiated digests apply (they never do to the connection
     /// set-up and termination PDUs).
     const fn digested(self) -> bool {
-        !matches!(
-            self,
-            PduType::IcReq | PduType::IcResp | PduType::H2CTermReq | PduType::C2HTermReq
-        )
-    }
-
-    /// Whether this type may carry data.
-    const fn carries_data(self) -> bool {
-        matches!(
-            self,
-            PduType::CapsuleCmd
-                | PduType::H2CData
-                | PduType::C2HData
-                | PduType::H2CTermReq
-                | PduType::C2HTermReq
-        )
+        !self.props().setup_or_term()
     }
 }
+
+/// What [`CommonHeader::frame`] needs to know of a PDU type.
+#[derive(Clone, Copy)]
+struct Props {
+    /// Header length (`hlen`).
+    hlen: u8,
+    /// Sent by the host.
+    from_host: bool,
+    /// ICReq or ICResp.
+    ic: bool,
+    /// H2CTermReq or C2HTermReq.
+    term: bool,
+    /// May carry data.
+    data: bool,
+}
+
+impl Props {
+    const fn new(hlen: usize, from_host: bool, ic: bool, term: bool, data: bool) -> Self {
+        // CAST: header lengths are at most 128.
+        Self { hlen: hlen as u8, from_host, ic, term, data }
+    }
+
+    const fn setup_or_term(self) -> bool {
+        self.ic || self.term
+    }
+}
+
+/// [`Props`] by type value (0x08 is no type: [`PduType::from_u8`] refuses it).
+const PROPS: [Props; 10] = [
+    Props::new(ICREQ_LEN, true, true, false, false),
+    Props::new(ICRESP_LEN, false, true, false, false),
+    Props::new(TERM_REQ_HLEN, true, false, true, true),
+    Props::new(TERM_REQ_HLEN, false, false, true, true),
+    Props::new(CAPSULE_CMD_HLEN, true, false, false, true),
+    Props::new(CAPSULE_RESP_HLEN, false, false, false, false),
+    Props::new(DATA_HLEN, true, false, false, true),
+    Props::new(DATA_HLEN, false, false, false, true),
+    Props::new(0, false, false, false, false),
+    Props::new(R2T_HLEN, false, false, false, false),
+];
 
 /// Which end of a connection receives a PDU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -300,25 +324,25 @@ impl CommonHeader {
     pub fn frame(&self, receiver: Role, stage: Stage, max_data: u32) -> Result<Frame, Error> {
         let ty = PduType::from_u8(self.pdu_type)
             .ok_or(Self::invalid(Field::PduType, self.pdu_type))?;
-        if ty.from_host() != (receiver == Role::Controller) {
+        let p = ty.props();
+        if p.from_host != (receiver == Role::Controller) {
             // A PDU only the other side may send.
             return Err(Self::invalid(Field::PduType, self.pdu_type));
         }
-        let is_term = matches!(ty, PduType::H2CTermReq | PduType::C2HTermReq);
-        let is_ic = matches!(ty, PduType::IcReq | PduType::IcResp);
+        let (is_term, is_ic) = (p.term, p.ic);
         let digests = match stage {
-            Stage::Handshake if is_ic || is_term => Digests::NONE,
+            Stage::Handshake if p.setup_or_term() => Digests::NONE,
             Stage::Established(d) if !is_ic => d,
             _ => return Err(Error::Sequence { pdu_type: self.pdu_type }),
         };
-        if usize::from(self.hlen) != ty.hlen() {
+        if self.hlen != p.hlen {
             return Err(Self::invalid(Field::Hlen, self.hlen));
         }
-        let digests = if ty.digested() { digests } else { Digests::NONE };
+        let digests = if p.setup_or_term() { Digests::NONE } else { digests };
         if (self.flags & flags::HDGSTF != 0) != digests.header {
             return Err(Self::invalid(Field::Flags, self.flags));
         }
-        let header_len = ty.hlen() + digests.header_len();
+        let header_len = usize::from(p.hlen) + digests.header_len();
         // NO-OVERFLOW: `header_len` is at most 128 + 4.
         let plen = self.plen as usize;
         if plen < header_len {
@@ -335,7 +359,7 @@ impl CommonHeader {
             }
             return Ok(Frame { pdu_type: ty, header_len, data_len: 0, data_digest: false });
         }
-        if !ty.carries_data() {
+        if !p.data {
             return Err(Self::invalid(Field::Plen, self.plen));
         }
         if is_term {
@@ -811,6 +835,15 @@ impl Pdu {
     /// the receiver and stage. Saves checking the common header twice when
     /// it was framed on its own first, to know how much header to receive.
     pub fn decode_framed(buf: &[u8], frame: &Frame) -> Result<Pdu, Error> {
+        let mut pdu = Pdu::CapsuleResp(CapsuleResp { cqe: [0; CQE_LEN] });
+        pdu.decode_framed_into(buf, frame)?;
+        Ok(pdu)
+    }
+
+    /// As [`Pdu::decode_framed`], into `self` (left as it was on an error):
+    /// a receiver decodes every header into the same place, and only the
+    /// fields of the type received are written.
+    pub fn decode_framed_into(&mut self, buf: &[u8], frame: &Frame) -> Result<(), Error> {
         need(buf, frame.header_len.max(COMMON_HEADER_LEN))?;
         // PANIC: `buf` holds at least the common header (checked above).
         let (pdu_type, ch_flags) = (buf[0], buf[1]);
@@ -821,7 +854,7 @@ impl Pdu {
         if frame.header_len > ty.hlen() {
             check_header_digest(buf, ty.hlen())?;
         }
-        let pdu = match ty {
+        *self = match ty {
             PduType::IcReq => Pdu::IcReq(IcReq::decode(buf)?),
             PduType::IcResp => Pdu::IcResp(IcResp::decode(buf)?),
             PduType::H2CTermReq | PduType::C2HTermReq => {
@@ -866,7 +899,7 @@ impl Pdu {
                 Pdu::R2t(r2t)
             }
         };
-        Ok(pdu)
+        Ok(())
     }
 
     /// Encodes the PDU header (with its digest, when `digests` asks for

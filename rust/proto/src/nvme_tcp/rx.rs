@@ -13,7 +13,8 @@
 //! - [`Step::Data`]: copy the bytes offered (read past a header) into the
 //!   data buffer and call [`Receiver::buffered_copied`], or receive straight
 //!   from the socket into it and call [`Receiver::data_received`];
-//! - [`Step::DataDone`]: all of a PDU's delivered data is in, digest checked.
+//! - [`Step::DataDone`]: all of a PDU's delivered data is in, digest checked
+//!   (for data without a digest, [`Receiver::data_received`] says so itself).
 //!
 //! Header receives ask for a typical header of the receiving role at once (a
 //! CapsuleCmd for a controller, a CapsuleResp for a host), so one socket read
@@ -26,8 +27,8 @@
 //! returned an error, it returns that error again on every later call.
 
 use super::{
-    CommonHeader, Crc32c, Error, Frame, Pdu, PduType, Role, Stage, CAPSULE_CMD_HLEN,
-    CAPSULE_RESP_HLEN, COMMON_HEADER_LEN, DIGEST_LEN, MAX_HEADER_LEN,
+    CapsuleResp, CommonHeader, Crc32c, Error, Frame, Pdu, PduType, Role, Stage, CAPSULE_CMD_HLEN,
+    CAPSULE_RESP_HLEN, COMMON_HEADER_LEN, CQE_LEN, DIGEST_LEN, MAX_HEADER_LEN,
 };
 
 /// The receiver's buffer: a largest PDU header, and as much room again for
@@ -157,8 +158,9 @@ pub struct Receiver {
     pos: usize,
     /// End of the received bytes.
     len: usize,
-    /// The last header decoded, which `Step::Header` refers to.
-    pdu: Option<Pdu>,
+    /// The last header decoded, which `Step::Header` refers to (a
+    /// placeholder before the first).
+    pdu: Pdu,
     buf: [u8; BUF_LEN],
 }
 
@@ -194,9 +196,15 @@ impl Receiver {
             frame: None,
             pos: 0,
             len: 0,
-            pdu: None,
+            pdu: Pdu::CapsuleResp(CapsuleResp { cqe: [0; CQE_LEN] }),
             buf: [0; BUF_LEN],
         }
+    }
+
+    /// The last PDU header decoded: the one the last [`Step::Header`]
+    /// returned.
+    pub fn pdu(&self) -> &Pdu {
+        &self.pdu
     }
 
     /// Sets the stage PDUs are framed for from the next header on: after the
@@ -220,21 +228,43 @@ impl Receiver {
     /// Uses the bytes received as far as possible and says what the driver
     /// does next. After an error, returns that error on every call.
     pub fn step(&mut self) -> Result<Step<'_>, Error> {
+        self.step_reading(|_| 0)
+    }
+
+    /// As [`Receiver::step`], but bytes that would be a [`Step::Recv`] are
+    /// read by `read` first, as the driver would (it fills the start of the
+    /// slice and returns how many bytes it wrote). A `Step::Recv` is
+    /// returned only once `read` returns 0; the driver then tells why (no
+    /// data now, end of stream or an error) from its own source.
+    pub fn step_reading(&mut self, mut read: impl FnMut(&mut [u8]) -> usize) -> Result<Step<'_>, Error> {
         self.offer = Offer::None;
-        let next = match self.advance() {
-            Ok(next) => next,
-            Err(e) => {
-                self.state = State::Failed(e);
-                return Err(e);
+        let next = loop {
+            match self.advance() {
+                Ok(Next::Recv(to)) => {
+                    // PANIC: `advance` offers `len < to <= BUF_LEN` (`header_recv`,
+                    // `discard_recv`, `digest_recv`).
+                    let n = read(&mut self.buf[self.len..to]);
+                    if n == 0 {
+                        break Next::Recv(to);
+                    }
+                    // NO-OVERFLOW: `len < to`; `len` stays within the slice read.
+                    self.len += n.min(to - self.len);
+                }
+                Ok(next) => break next,
+                Err(e) => {
+                    self.state = State::Failed(e);
+                    return Err(e);
+                }
             }
         };
         Ok(match next {
             Next::Header(frame) => {
+                let end = self.header_end();
                 // PANIC: `advance` returns a header once `len - hs` covers it, and
                 // `len <= BUF_LEN` (type invariant).
-                let header = &self.buf[self.hs..self.header_end()];
-                match Pdu::decode_framed(header, &frame) {
-                    Ok(pdu) => Step::Header { pdu: self.pdu.insert(pdu), frame },
+                let header = &self.buf[self.hs..end];
+                match self.pdu.decode_framed_into(header, &frame) {
+                    Ok(()) => Step::Header { pdu: &self.pdu, frame },
                     Err(e) => {
                         self.state = State::Failed(e);
                         return Err(e);
@@ -289,18 +319,34 @@ impl Receiver {
     /// `crc` gets the running digest ([`Crc32c::state`]) and returns it
     /// advanced over exactly those `n` bytes; otherwise (or for `n == 0`) it
     /// is not called.
-    /// Ignored after another step.
-    pub fn data_received(&mut self, n: u32, crc: impl FnOnce(u32) -> u32) {
-        if let (Offer::Socket(max), State::Data { tag, offset, len, done, crc: c }) = (self.offer, self.state) {
-            let n = n.min(max);
-            let c = match c {
-                Some(c) if n > 0 => Some(crc(c)),
-                c => c,
-            };
-            // NO-OVERFLOW: `n <= len - done`.
-            self.state = State::Data { tag, offset, len, done: done + n, crc: c };
+    ///
+    /// Returns `Some((tag, len))` if these bytes complete a PDU's data that
+    /// has no digest: the PDU's [`Step::DataDone`], which the next step then
+    /// does not return. Ignored (`None`) after another step.
+    #[must_use = "the PDU's DataDone, which no step repeats"]
+    pub fn data_received(&mut self, n: u32, crc: impl FnOnce(u32) -> u32) -> Option<(u16, u32)> {
+        let offer = core::mem::replace(&mut self.offer, Offer::None);
+        let (Offer::Socket(max), State::Data { tag, offset, len, done, crc: c }) = (offer, self.state) else {
+            return None;
+        };
+        let n = n.min(max);
+        // NO-OVERFLOW: `n <= len - done`.
+        let done = done + n;
+        match c {
+            None if done >= len => {
+                self.start_header();
+                Some((tag, len))
+            }
+            None => {
+                self.state = State::Data { tag, offset, len, done, crc: None };
+                None
+            }
+            Some(c) => {
+                let c = if n > 0 { crc(c) } else { c };
+                self.state = State::Data { tag, offset, len, done, crc: Some(c) };
+                None
+            }
         }
-        self.offer = Offer::None;
     }
 
     /// Routes the data of the PDU whose [`Step::Header`] was just returned
@@ -639,11 +685,12 @@ mod tests {
                             let bytes = &stream[at..at + n];
                             sink[..n].copy_from_slice(bytes);
                             at += n;
-                            rx.data_received(n as u32, |c| {
+                            let done = rx.data_received(n as u32, |c| {
                                 let mut c = Crc32c::resume(c);
                                 c.update(bytes);
                                 c.state()
                             });
+                            delivered += usize::from(done.is_some());
                         } else {
                             rx.buffered_copied();
                         }
