@@ -91,7 +91,7 @@ void *nvtr_rq_queue(struct request *rq)
  * until it returns false; returns the bytes of the pieces it accepted. A
  * piece is one (possibly multi-page) segment of the request.
  */
-static unsigned int nvtr_rq_walk(struct request *rq, unsigned int offset,
+static __always_inline unsigned int nvtr_rq_walk(struct request *rq, unsigned int offset,
 				 unsigned int len,
 				 bool (*fn)(void *ctx, const struct bio_vec *bv),
 				 void *ctx)

@@ -321,6 +321,7 @@ impl CommonHeader {
     /// Checks that this header may start a PDU that `receiver` gets at
     /// `stage`, with at most `max_data` bytes of data, and says how the PDU
     /// is laid out.
+    #[inline(always)]
     pub fn frame(&self, receiver: Role, stage: Stage, max_data: u32) -> Result<Frame, Error> {
         let ty = PduType::from_u8(self.pdu_type)
             .ok_or(Self::invalid(Field::PduType, self.pdu_type))?;
@@ -843,6 +844,7 @@ impl Pdu {
     /// As [`Pdu::decode_framed`], into `self` (left as it was on an error):
     /// a receiver decodes every header into the same place, and only the
     /// fields of the type received are written.
+    #[inline(always)]
     pub fn decode_framed_into(&mut self, buf: &[u8], frame: &Frame) -> Result<(), Error> {
         need(buf, frame.header_len.max(COMMON_HEADER_LEN))?;
         // PANIC: `buf` holds at least the common header (checked above).
@@ -854,21 +856,22 @@ impl Pdu {
         if frame.header_len > ty.hlen() {
             check_header_digest(buf, ty.hlen())?;
         }
-        *self = match ty {
-            PduType::IcReq => Pdu::IcReq(IcReq::decode(buf)?),
-            PduType::IcResp => Pdu::IcResp(IcResp::decode(buf)?),
+        // Each arm writes its own variant: only that variant's bytes move.
+        match ty {
+            PduType::IcReq => *self = Pdu::IcReq(IcReq::decode(buf)?),
+            PduType::IcResp => *self = Pdu::IcResp(IcResp::decode(buf)?),
             PduType::H2CTermReq | PduType::C2HTermReq => {
-                Pdu::TermReq(TermReq::decode_fields(buf, ty, frame))
+                *self = Pdu::TermReq(TermReq::decode_fields(buf, ty, frame));
             }
             PduType::CapsuleCmd => {
                 let (_, sqe) = header::<CAPSULE_CMD_HLEN>(buf)?.split_at(COMMON_HEADER_LEN);
                 let sqe = *header::<SQE_LEN>(sqe)?;
-                Pdu::CapsuleCmd(CapsuleCmd { sqe, data_len: frame.data_len })
+                *self = Pdu::CapsuleCmd(CapsuleCmd { sqe, data_len: frame.data_len });
             }
             PduType::CapsuleResp => {
                 let (_, cqe) = header::<CAPSULE_RESP_HLEN>(buf)?.split_at(COMMON_HEADER_LEN);
                 let cqe = *header::<CQE_LEN>(cqe)?;
-                Pdu::CapsuleResp(CapsuleResp { cqe })
+                *self = Pdu::CapsuleResp(CapsuleResp { cqe });
             }
             PduType::H2CData | PduType::C2HData => {
                 let datal = le32(buf, 16);
@@ -876,7 +879,7 @@ impl Pdu {
                     return Err(Error::InvalidField { field: Field::Length, value: datal });
                 }
                 let from_host = ty == PduType::H2CData;
-                Pdu::Data(Data {
+                *self = Pdu::Data(Data {
                     from_host,
                     cccid: le16(buf, 8),
                     ttag: le16(buf, 10),
@@ -884,7 +887,7 @@ impl Pdu {
                     datal,
                     last: ch_flags & flags::DATA_LAST != 0,
                     success: !from_host && ch_flags & flags::DATA_SUCCESS != 0,
-                })
+                });
             }
             PduType::R2T => {
                 let r2t = R2t {
@@ -896,9 +899,9 @@ impl Pdu {
                 if r2t.r2tl == 0 {
                     return Err(Error::InvalidField { field: Field::Length, value: 0 });
                 }
-                Pdu::R2t(r2t)
+                *self = Pdu::R2t(r2t);
             }
-        };
+        }
         Ok(())
     }
 

@@ -469,6 +469,7 @@ impl Receiver {
     }
 
     /// Frames the common header at `hs` for the role, stage and limits.
+    #[inline(always)]
     fn frame_common_header(&self) -> Result<Frame, Error> {
         // PANIC: `hs <= len <= BUF_LEN` (type invariant).
         let ch = CommonHeader::decode(&self.buf[self.hs..self.len])?;
@@ -483,6 +484,7 @@ impl Receiver {
     }
 
     /// Runs until an event, or until bytes must come from the driver.
+    #[inline(always)]
     fn advance(&mut self) -> Result<Next, Error> {
         loop {
             match self.state {
