@@ -127,7 +127,16 @@ fn aen_capsule(buf: &mut [u8; CMD_PDU_LEN], digests: proto::Digests) -> usize {
 impl Queue {
     /// Sends until the socket takes no more or nothing is left; true if
     /// anything went out.
+    #[inline]
     pub(crate) fn send(&self, inner: &mut Inner) -> Result<bool, Close> {
+        // Most calls find nothing to send: tell without a call.
+        if inner.tx.cur.is_none() && inner.tx.h2c.is_empty() && !self.submissions_pending() {
+            return Ok(false);
+        }
+        self.send_pending(inner)
+    }
+
+    fn send_pending(&self, inner: &mut Inner) -> Result<bool, Close> {
         let mut progress = false;
         // The request of the tag being sent, looked up once per call.
         let mut rq = None;
