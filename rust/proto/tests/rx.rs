@@ -53,6 +53,32 @@ struct Outcome {
     clean_end: bool,
 }
 
+impl Outcome {
+    /// A header event: what a driver does with it (the stage after an
+    /// ICReq/ICResp, the data routed).
+    fn header(&mut self, rx: &mut Receiver, pdu: Pdu, frame: Frame) {
+        self.events.push(Ev::Header(pdu, frame));
+        match pdu {
+            Pdu::IcReq(r) => rx.set_stage(Stage::Established(r.digests())),
+            Pdu::IcResp(r) => rx.set_stage(Stage::Established(r.digests())),
+            _ => {}
+        }
+        if let Some((tag, offset)) = route(&pdu) {
+            rx.deliver(tag, offset);
+        }
+    }
+
+    /// The `len` bytes of `tag`'s data from `offset`.
+    fn data_at(&mut self, tag: u16, offset: u32, len: u32) -> &mut [u8] {
+        let dst = self.data.entry(tag).or_default();
+        let (off, end) = (offset as usize, offset as usize + len as usize);
+        if dst.len() < end {
+            dst.resize(end, 0);
+        }
+        &mut dst[off..end]
+    }
+}
+
 /// One PDU's place in a stream, for the checks of what is asked for.
 #[derive(Clone, Copy, Debug)]
 struct Place {
@@ -150,15 +176,7 @@ fn run(s: &Stream, cuts: &[usize]) -> Outcome {
         match step {
             Step::Header { pdu, frame } => {
                 let pdu = *pdu;
-                out.events.push(Ev::Header(pdu, frame));
-                match pdu {
-                    Pdu::IcReq(r) => rx.set_stage(Stage::Established(r.digests())),
-                    Pdu::IcResp(r) => rx.set_stage(Stage::Established(r.digests())),
-                    _ => {}
-                }
-                if let Some((tag, offset)) = route(&pdu) {
-                    rx.deliver(tag, offset);
-                }
+                out.header(&mut rx, pdu, frame);
             }
             Step::DataDone { tag, len } => out.events.push(Ev::DataDone(tag, len)),
             Step::Recv(buf) => {
@@ -186,14 +204,9 @@ fn run(s: &Stream, cuts: &[usize]) -> Outcome {
             }
             Step::Data { tag, offset, len, buffered } => {
                 assert!(len > 0 && buffered.len() <= len as usize);
-                let dst = out.data.entry(tag).or_default();
-                let end = offset as usize + len as usize;
-                if dst.len() < end {
-                    dst.resize(end, 0);
-                }
-                let off = offset as usize;
+                let dst = out.data_at(tag, offset, len);
                 if !buffered.is_empty() {
-                    dst[off..off + buffered.len()].copy_from_slice(buffered);
+                    dst[..buffered.len()].copy_from_slice(buffered);
                     rx.buffered_copied();
                     continue;
                 }
@@ -206,7 +219,7 @@ fn run(s: &Stream, cuts: &[usize]) -> Outcome {
                 }
                 let n = avail(at, &mut cut).min(len as usize);
                 let bytes = &s.bytes[at..at + n];
-                dst[off..off + n].copy_from_slice(bytes);
+                dst[..n].copy_from_slice(bytes);
                 at += n;
                 let done = rx.data_received(n as u32, |c| {
                     let mut c = Crc32c::resume(c);
@@ -255,15 +268,7 @@ fn run_reading(s: &Stream, cuts: &[usize]) -> Outcome {
         match step {
             Step::Header { pdu, frame } => {
                 let pdu = *pdu;
-                out.events.push(Ev::Header(pdu, frame));
-                match pdu {
-                    Pdu::IcReq(r) => rx.set_stage(Stage::Established(r.digests())),
-                    Pdu::IcResp(r) => rx.set_stage(Stage::Established(r.digests())),
-                    _ => {}
-                }
-                if let Some((tag, offset)) = route(&pdu) {
-                    rx.deliver(tag, offset);
-                }
+                out.header(&mut rx, pdu, frame);
             }
             Step::DataDone { tag, len } => out.events.push(Ev::DataDone(tag, len)),
             Step::Recv(_) if paused => {}
@@ -273,14 +278,9 @@ fn run_reading(s: &Stream, cuts: &[usize]) -> Outcome {
                 return out;
             }
             Step::Data { tag, offset, len, buffered } => {
-                let dst = out.data.entry(tag).or_default();
-                let end = offset as usize + len as usize;
-                if dst.len() < end {
-                    dst.resize(end, 0);
-                }
-                let off = offset as usize;
+                let dst = out.data_at(tag, offset, len);
                 if !buffered.is_empty() {
-                    dst[off..off + buffered.len()].copy_from_slice(buffered);
+                    dst[..buffered.len()].copy_from_slice(buffered);
                     rx.buffered_copied();
                     continue;
                 }
@@ -290,7 +290,7 @@ fn run_reading(s: &Stream, cuts: &[usize]) -> Outcome {
                 cuts.next_if(|&c| c <= at);
                 let n = (len as usize).min(cuts.peek().map_or(s.bytes.len(), |&c| c) - at);
                 let bytes = &s.bytes[at..at + n];
-                dst[off..off + n].copy_from_slice(bytes);
+                dst[..n].copy_from_slice(bytes);
                 at += n;
                 let done = rx.data_received(n as u32, |c| {
                     let mut c = Crc32c::resume(c);
