@@ -68,6 +68,13 @@ impl Outcome {
         }
     }
 
+    /// Reports `bytes`, just copied to the data buffer, as received.
+    fn data_received(&mut self, rx: &mut Receiver, bytes: &[u8]) {
+        if let Some((tag, len)) = rx.data_received(bytes.len() as u32, |c| Crc32c::resume(c).tap(bytes)) {
+            self.events.push(Ev::DataDone(tag, len));
+        }
+    }
+
     /// The `len` bytes of `tag`'s data from `offset`.
     fn data_at(&mut self, tag: u16, offset: u32, len: u32) -> &mut [u8] {
         let dst = self.data.entry(tag).or_default();
@@ -221,14 +228,7 @@ fn run(s: &Stream, cuts: &[usize]) -> Outcome {
                 let bytes = &s.bytes[at..at + n];
                 dst[..n].copy_from_slice(bytes);
                 at += n;
-                let done = rx.data_received(n as u32, |c| {
-                    let mut c = Crc32c::resume(c);
-                    c.update(bytes);
-                    c.state()
-                });
-                if let Some((tag, len)) = done {
-                    out.events.push(Ev::DataDone(tag, len));
-                }
+                out.data_received(&mut rx, bytes);
             }
         }
     }
@@ -292,14 +292,7 @@ fn run_reading(s: &Stream, cuts: &[usize]) -> Outcome {
                 let bytes = &s.bytes[at..at + n];
                 dst[..n].copy_from_slice(bytes);
                 at += n;
-                let done = rx.data_received(n as u32, |c| {
-                    let mut c = Crc32c::resume(c);
-                    c.update(bytes);
-                    c.state()
-                });
-                if let Some((tag, len)) = done {
-                    out.events.push(Ev::DataDone(tag, len));
-                }
+                out.data_received(&mut rx, bytes);
             }
         }
     }
