@@ -89,12 +89,12 @@ void *nvtr_rq_queue(struct request *rq)
 /*
  * Calls fn for each piece of rq's data in [offset, offset + len), in order,
  * until it returns false; returns the bytes of the pieces it accepted. A
- * piece is one (possibly multi-page) segment of the request.
+ * piece is one (possibly multi-page) segment of the request. Inlined into
+ * each caller, so that fn is a direct call there (one per 4k read).
  */
-static __always_inline unsigned int nvtr_rq_walk(struct request *rq, unsigned int offset,
-				 unsigned int len,
-				 bool (*fn)(void *ctx, const struct bio_vec *bv),
-				 void *ctx)
+static __always_inline unsigned int
+nvtr_rq_walk(struct request *rq, unsigned int offset, unsigned int len,
+	     bool (*fn)(void *ctx, const struct bio_vec *bv), void *ctx)
 {
 	struct req_iterator iter;
 	struct bio_vec bv;
