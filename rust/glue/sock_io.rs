@@ -363,11 +363,7 @@ pub(crate) fn receive<'a, S: DataSink + 'a>(
                 0
             }
         });
-        let step = match step {
-            Ok(step) => step,
-            Err(e) => return Err(RxError::Proto(e)),
-        };
-        match step {
+        match step.map_err(RxError::Proto)? {
             Step::Header { .. } => return Ok(RxEvent::Header),
             Step::DataDone { tag, len } => return Ok(RxEvent::DataDone { tag, len }),
             Step::Recv(_) => {

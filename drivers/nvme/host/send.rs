@@ -130,7 +130,7 @@ impl Queue {
     #[inline]
     pub(crate) fn send(&self, inner: &mut Inner) -> Result<bool, Close> {
         // Most calls find nothing to send: tell without a call.
-        if inner.tx.cur.is_none() && inner.tx.h2c.is_empty() && !self.submissions_pending() {
+        if inner.tx.cur.is_none() && !self.queued(inner) {
             return Ok(false);
         }
         self.send_pending(inner)
@@ -188,6 +188,11 @@ impl Queue {
         Ok(Next::Pdu(rq))
     }
 
+    /// Whether PDUs wait to be started: H2CData for R2Ts, or new commands.
+    fn queued(&self, inner: &Inner) -> bool {
+        !inner.tx.h2c.is_empty() || self.submissions_pending()
+    }
+
     /// Whether a command's data goes in its capsule.
     pub(crate) fn inline(&self, write: bool, data_len: u32) -> bool {
         write && data_len > 0 && data_len <= self.inline_max
@@ -239,7 +244,7 @@ impl Queue {
         let Some(mut cur) = inner.tx.cur else { return Ok(false) };
         let sock = self.sock.sock();
         // More follows at once: later parts of this PDU, or other PDUs.
-        let queued = !inner.tx.h2c.is_empty() || self.submissions_pending();
+        let queued = self.queued(inner);
         let has_digest = self.digests.data && cur.len > 0;
         let (n, part_len) = match cur.part {
             Part::Head => {

@@ -817,6 +817,10 @@ pub enum Pdu {
 }
 
 impl Pdu {
+    /// What [`Pdu::decode_framed_into`] starts from before any header
+    /// (an all-zero CapsuleResp).
+    pub(crate) const PLACEHOLDER: Pdu = Pdu::CapsuleResp(CapsuleResp { cqe: [0; CQE_LEN] });
+
     /// Decodes the PDU header at the start of `buf` (its common header, the
     /// type-specific header and the header digest), as `receiver` gets it at
     /// `stage` with at most `max_data` bytes of data; returns the PDU and
@@ -836,7 +840,7 @@ impl Pdu {
     /// the receiver and stage. Saves checking the common header twice when
     /// it was framed on its own first, to know how much header to receive.
     pub fn decode_framed(buf: &[u8], frame: &Frame) -> Result<Pdu, Error> {
-        let mut pdu = Pdu::CapsuleResp(CapsuleResp { cqe: [0; CQE_LEN] });
+        let mut pdu = Pdu::PLACEHOLDER;
         pdu.decode_framed_into(buf, frame)?;
         Ok(pdu)
     }

@@ -27,8 +27,8 @@
 //! returned an error, it returns that error again on every later call.
 
 use super::{
-    CapsuleResp, CommonHeader, Crc32c, Error, Frame, Pdu, PduType, Role, Stage, CAPSULE_CMD_HLEN,
-    CAPSULE_RESP_HLEN, COMMON_HEADER_LEN, CQE_LEN, DIGEST_LEN, MAX_HEADER_LEN,
+    CommonHeader, Crc32c, Error, Frame, Pdu, PduType, Role, Stage, CAPSULE_CMD_HLEN,
+    CAPSULE_RESP_HLEN, COMMON_HEADER_LEN, DIGEST_LEN, MAX_HEADER_LEN,
 };
 
 /// The receiver's buffer: a largest PDU header, and as much room again for
@@ -196,7 +196,7 @@ impl Receiver {
             frame: None,
             pos: 0,
             len: 0,
-            pdu: Pdu::CapsuleResp(CapsuleResp { cqe: [0; CQE_LEN] }),
+            pdu: Pdu::PLACEHOLDER,
             buf: [0; BUF_LEN],
         }
     }
